@@ -1,0 +1,112 @@
+import { randomUUID } from 'node:crypto'
+import type { RedisClient } from './tiers/redis.ts'
+
+/** What one process tells the others: drop these keys, drop these tags' versions, or drop everything. */
+export type BusMessage = { kind: 'keys'; keys: string[] } | { kind: 'tags'; tags: string[] } | { kind: 'clear' }
+
+/** Where the bus reports to its cache. */
+export interface BusHandlers {
+  /** A message from another process. */
+  message(message: BusMessage): void
+  /** The subscription was (re)established: messages may have been missed while it was down. */
+  connected(): void
+  /** The subscription was lost. */
+  disconnected(): void
+}
+
+/**
+ * Cross-process invalidation over Redis pub/sub: each process keeps an L1 and drops from it what another
+ * process changed. Uses a connection of its own (a duplicate of the cache's), which it closes on `close()`.
+ * A process ignores its own messages: it has applied its change already (read-your-writes).
+ *
+ * @example
+ * ```ts
+ * const bus = new InvalidationBus(redis, 'fragcache:site', handlers)
+ * await bus.publish({ kind: 'tags', tags: ['article:42'] })
+ * ```
+ */
+export class InvalidationBus {
+  readonly #id = randomUUID()
+  readonly #channel: string
+  readonly #publisher: RedisClient
+  readonly #subscriber: RedisClient
+  readonly #handlers: BusHandlers
+  #healthy = false
+  readonly #ready: Promise<void>
+
+  constructor(client: RedisClient, channel: string, handlers: BusHandlers) {
+    this.#channel = channel
+    this.#publisher = client
+    this.#handlers = handlers
+    this.#subscriber = (client.duplicate as () => RedisClient).call(client)
+    this.#subscriber.on('message', (channel: string, text: string) => {
+      if (channel === this.#channel) this.#receive(text)
+    })
+    this.#subscriber.on('close', () => this.#setHealthy(false))
+    this.#subscriber.on('end', () => this.#setHealthy(false))
+    this.#subscriber.on('error', () => {})
+    // Subscribe on every 'ready' (the first connection and each reconnection): only once the subscription is
+    // in place is the bus listening, and only then may the cache trust its L1 again.
+    let resolveReady: () => void = () => {}
+    this.#ready = new Promise((resolve) => (resolveReady = resolve))
+    this.#subscriber.on('ready', () => {
+      this.#subscribe().then(resolveReady, () => this.#setHealthy(false))
+    })
+  }
+
+  /** Resolves once the first subscription is in place. */
+  ready(): Promise<void> {
+    return this.#ready
+  }
+
+  /** True while messages from other processes are being received. */
+  get healthy(): boolean {
+    return this.#healthy
+  }
+
+  /** Sends a message to every other process; never throws (a lost message is covered by bounded trust). */
+  async publish(message: BusMessage): Promise<void> {
+    const payload = message.kind === 'clear' ? '' : JSON.stringify(message.kind === 'keys' ? message.keys : message.tags)
+    const text = `${this.#id}|${message.kind}|${payload}`
+    try {
+      await this.#publisher.publish(this.#channel, text)
+    } catch {
+      // Redis is down: the other processes' bus is down too, and they stop trusting their L1 on their own.
+    }
+  }
+
+  /** Unsubscribes and closes the bus's own connection. */
+  async close(): Promise<void> {
+    this.#subscriber.removeAllListeners('ready')
+    this.#subscriber.disconnect()
+    this.#healthy = false
+  }
+
+  async #subscribe(): Promise<void> {
+    await this.#subscriber.subscribe(this.#channel)
+    this.#setHealthy(true)
+  }
+
+  #setHealthy(healthy: boolean): void {
+    if (healthy === this.#healthy) return
+    this.#healthy = healthy
+    if (healthy) this.#handlers.connected()
+    else this.#handlers.disconnected()
+  }
+
+  #receive(text: string): void {
+    const first = text.indexOf('|')
+    const second = text.indexOf('|', first + 1)
+    if (first < 0 || second < 0 || text.slice(0, first) === this.#id) return
+    const kind = text.slice(first + 1, second)
+    try {
+      if (kind === 'clear') return this.#handlers.message({ kind: 'clear' })
+      const list = JSON.parse(text.slice(second + 1)) as unknown
+      if (!Array.isArray(list) || !list.every((item) => typeof item === 'string')) return
+      if (kind === 'keys') this.#handlers.message({ kind: 'keys', keys: list })
+      else if (kind === 'tags') this.#handlers.message({ kind: 'tags', tags: list })
+    } catch {
+      // Not a message of ours: someone else publishes on this channel. Ignore it.
+    }
+  }
+}

@@ -1,0 +1,34 @@
+import type { CacheOptions } from './options.ts'
+import { TieredCache } from './tiered-cache.ts'
+
+/**
+ * Creates a cache: a per-request scope, an in-process LRU and (with `redis`) Redis, behind a Django-style API.
+ *
+ * @example
+ * ```ts
+ * import { createCache, runInRequestScope } from 'fragcache'
+ * const cache = createCache({ prefix: 'site', ttl: 300, redis: process.env.REDIS_URL })
+ * await cache.set('greeting', 'hello')
+ * await cache.get('greeting')            // 'hello'
+ * await cache.getOrSet('n', () => 0)     // 0 — a stored falsy value is a hit
+ * ```
+ */
+export function createCache(options: CacheOptions = {}): TieredCache {
+  return new TieredCache(options)
+}
+
+export { TieredCache, type GetOrSetOptions, type KeyOptions } from './tiered-cache.ts'
+export type { CacheOptions, Logger } from './options.ts'
+export { runInRequestScope, tryGetRequestScope, type RequestScope, type RequestScopeOptions } from './request-scope.ts'
+export { DataVersions } from './versions.ts'
+export type { CacheStatsSnapshot, TierCounts } from './stats.ts'
+export type { Ttl } from './ttl.ts'
+export { KeyBuilder, stableHash, type KeyNamespace } from './keys.ts'
+export {
+  FragcacheError,
+  InvalidArgumentError,
+  KeyNotFoundError,
+  NotAnIntegerError,
+  AtomicityError,
+  TemplateTagError,
+} from './errors.ts'

@@ -1,0 +1,134 @@
+import { InvalidArgumentError } from './errors.ts'
+import type { BreakerOptions } from './tiers/breaker.ts'
+import type { MemoryTierOptions } from './tiers/memory.ts'
+import type { RedisClient } from './tiers/redis.ts'
+import { type Ttl, checkTtl } from './ttl.ts'
+
+/** Where fragcache reports outages and corrupt values. */
+export interface Logger {
+  warn(message: string): void
+  error(message: string): void
+}
+
+/** Options of {@link createCache}. Every one has a default; unknown options are an error (a typo is never ignored). */
+export interface CacheOptions {
+  /** Namespace of every key (Django's KEY_PREFIX): 1–64 of letters, digits, `_`, `.`, `-`. Default `'fragcache'`. */
+  prefix?: string
+  /** Global key version (Django's VERSION): bumping it orphans every entry. Default 1. */
+  version?: number
+  /** Default TTL in seconds (Django's TIMEOUT); null for no expiry. Default 300. */
+  ttl?: Ttl
+  /** Bounds of the in-process LRU. Default 10,000 entries and 64 MiB. */
+  l1?: MemoryTierOptions
+  /** A Redis URL, or an ioredis `Redis`/`Cluster` you own (fragcache never closes it). Omitted: memory only. */
+  redis?: string | RedisClient | undefined
+  /** A slower Redis answer is a miss (default 50 ms). */
+  redisTimeoutMs?: number
+  /** When to stop calling a failing Redis, and how long to wait before trying again. */
+  redisBreaker?: BreakerOptions
+  /** While the invalidation bus is down, L1 entries and versions are trusted this long (ms, default 1000). */
+  busDownTrustMs?: number
+  /** XFetch's beta: how eagerly a hot entry is recomputed in the background before it expires. 0 turns it off. Default 1. */
+  earlyRefresh?: number
+  /** Milliseconds since the epoch, for expiry (inject one in tests). Default `Date.now`. */
+  clock?: () => number
+  /** Uniform random numbers in (0, 1], for early refresh (inject one in tests). Default `Math.random`. */
+  random?: () => number
+  /** Default: a warning on the console once per Redis outage, and an error for a corrupt value. */
+  logger?: Logger
+}
+
+/** {@link CacheOptions} with every default filled in. */
+export interface ResolvedCacheOptions {
+  prefix: string
+  version: number
+  ttl: Ttl
+  l1: MemoryTierOptions
+  redis: string | RedisClient | undefined
+  redisTimeoutMs: number
+  redisBreaker: BreakerOptions
+  busDownTrustMs: number
+  earlyRefresh: number
+  clock: () => number
+  random: () => number
+  logger: Logger
+}
+
+const KNOWN = new Set([
+  'prefix',
+  'version',
+  'ttl',
+  'l1',
+  'redis',
+  'redisTimeoutMs',
+  'redisBreaker',
+  'busDownTrustMs',
+  'earlyRefresh',
+  'clock',
+  'random',
+  'logger',
+])
+
+const consoleLogger: Logger = {
+  warn: (message) => console.warn(message),
+  error: (message) => console.error(message),
+}
+
+/**
+ * Validates {@link CacheOptions} up front, with messages that name the option, and fills in the defaults.
+ * @throws InvalidArgumentError naming the first bad option.
+ * @example
+ * ```ts
+ * checkCacheOptions({ ttl: -1 }) // ok: ttl -1 means "do not store" by default
+ * checkCacheOptions({ tll: 5 })  // throws: fragcache: unknown option "tll"
+ * ```
+ */
+export function checkCacheOptions(options: CacheOptions): ResolvedCacheOptions {
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('fragcache: options must be an object')
+  for (const name of Object.keys(options)) {
+    if (!KNOWN.has(name)) throw new InvalidArgumentError(`fragcache: unknown option "${name}"; known options are ${[...KNOWN].join(', ')}`)
+  }
+  const redis = options.redis
+  if (redis !== undefined && typeof redis !== 'string' && (typeof redis !== 'object' || typeof redis.get !== 'function')) {
+    throw new InvalidArgumentError('fragcache: redis must be a redis:// URL or an ioredis Redis or Cluster instance')
+  }
+  const l1 = options.l1 ?? {}
+  positive(l1.max ?? 1, 'l1.max', true)
+  positive(l1.maxBytes ?? 1, 'l1.maxBytes', true)
+  return {
+    prefix: options.prefix ?? 'fragcache',
+    version: options.version ?? 1,
+    ttl: options.ttl === undefined ? 300 : checkTtl(options.ttl, 'options'),
+    l1,
+    redis,
+    redisTimeoutMs: positive(options.redisTimeoutMs ?? 50, 'redisTimeoutMs'),
+    redisBreaker: {
+      threshold: positive(options.redisBreaker?.threshold ?? 3, 'redisBreaker.threshold', true),
+      cooldownMs: positive(options.redisBreaker?.cooldownMs ?? 1000, 'redisBreaker.cooldownMs'),
+    },
+    busDownTrustMs: nonNegative(options.busDownTrustMs ?? 1000, 'busDownTrustMs'),
+    earlyRefresh: nonNegative(options.earlyRefresh ?? 1, 'earlyRefresh'),
+    clock: fn(options.clock ?? Date.now, 'clock'),
+    random: fn(options.random ?? Math.random, 'random'),
+    logger: options.logger ?? consoleLogger,
+  }
+}
+
+function positive(value: unknown, name: string, integer = false): number {
+  if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value) || (integer && !Number.isInteger(value))) {
+    throw new InvalidArgumentError(`fragcache: ${name} must be a positive ${integer ? 'integer' : 'number'}; got ${String(value)}`)
+  }
+  return value
+}
+
+function nonNegative(value: unknown, name: string): number {
+  if (typeof value !== 'number' || !(value >= 0) || !Number.isFinite(value)) {
+    throw new InvalidArgumentError(`fragcache: ${name} must be a number of at least 0; got ${String(value)}`)
+  }
+  return value
+}
+
+function fn<T>(value: T, name: string): T {
+  if (typeof value !== 'function') throw new InvalidArgumentError(`fragcache: ${name} must be a function`)
+  return value
+}

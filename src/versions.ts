@@ -1,0 +1,267 @@
+import { LRUCache } from 'lru-cache'
+import { recordDeps } from './dependency-recorder.ts'
+import type { Deps } from './entry.ts'
+import { AtomicityError, InvalidArgumentError } from './errors.ts'
+import type { KeyBuilder } from './keys.ts'
+import { tryGetRequestScope } from './request-scope.ts'
+import { LuaScript, type RedisTier, UNAVAILABLE, type Unavailable } from './tiers/redis.ts'
+
+/**
+ * Version keys are created on first read with the current time in milliseconds, not 0. If one is evicted or
+ * expires it comes back larger than any version it had, so an old entry can never become valid again.
+ */
+const READ = new LuaScript(`
+local out = {}
+for i, key in ipairs(KEYS) do
+  local v = redis.call('GET', key)
+  if not v then
+    redis.call('SET', key, ARGV[1], 'NX', 'PX', ARGV[2])
+    v = redis.call('GET', key)
+  end
+  out[i] = tonumber(v)
+end
+return out`)
+
+const BUMP = new LuaScript(`
+local out = {}
+for i, key in ipairs(KEYS) do
+  local v
+  if redis.call('EXISTS', key) == 1 then v = redis.call('INCR', key) else v = tonumber(ARGV[1]) + 1; redis.call('SET', key, v) end
+  redis.call('PEXPIRE', key, ARGV[2])
+  out[i] = v
+end
+return out`)
+
+/** Version keys live this long after their last bump or creation (30 days); see the note on READ. */
+const VERSION_TTL_MS = 30 * 24 * 3600 * 1000
+const TAG_PATTERN = /^\S{1,200}$/
+
+/** Options of {@link DataVersions}. */
+export interface DataVersionsOptions {
+  keys: KeyBuilder
+  redis: RedisTier | undefined
+  clock: () => number
+  /** While the bus is down, a version cached here is trusted this long after it was read (ms). */
+  busDownTrustMs: number
+  /** Whether the bus is delivering other processes' bumps right now. */
+  busHealthy: () => boolean
+  /** Tells the other processes which tags were bumped. */
+  publish: (tags: string[]) => void
+}
+
+interface Known {
+  readonly version: number
+  readonly readAt: number
+}
+
+/**
+ * Data versions: a tag names a piece of data (`article:42`) or a whole model (`article`); saving the data bumps
+ * its version, and every entry that recorded an older version of it is invalid at once, in every tier and
+ * every process, without a key scan or a delete.
+ *
+ * Versions live in Redis (atomic `INCR`) or, without Redis, in this process. Each process keeps the versions it
+ * has read in memory, dropped when the bus says another process bumped them; while the bus is down it trusts
+ * them for `busDownTrustMs` only. Reads are coalesced (one round trip for every tag asked for in one tick) and
+ * memoized per request, so one page judges every fragment against one snapshot.
+ *
+ * @example
+ * ```ts
+ * await cache.versions.bump('article:42', 'article')            // in the model's save()
+ * await cache.versions.get(['article:42', 'category:3'])        // { 'article:42': 1764…, 'category:3': 1764… }
+ * ```
+ */
+export class DataVersions {
+  readonly #options: DataVersionsOptions
+  readonly #known = new LRUCache<string, Known>({ max: 100_000 })
+  /** The versions themselves, when there is no Redis. */
+  readonly #local = new Map<string, number>()
+  #lastIssued = 0
+  #batch: Map<string, Array<(version: number | Unavailable) => void>> | null = null
+  /** Bumped whenever known versions are dropped, so a read that started before cannot store what it got. */
+  #generation = 0
+
+  constructor(options: DataVersionsOptions) {
+    this.#options = options
+  }
+
+  /**
+   * The current versions of `tags` (an unknown tag gets its initial version). Inside a `getOrSet` compute, the
+   * tags become dependencies of the entry being computed.
+   * @throws InvalidArgumentError for a tag that is not a non-empty string without whitespace.
+   */
+  async get(tags: readonly string[]): Promise<Record<string, number>> {
+    checkTags(tags, 'versions.get')
+    const versions = await this.read(tags)
+    if (versions === UNAVAILABLE) {
+      throw new AtomicityError('versions.get', tags.join(','), new Error('the data versions could not be read'))
+    }
+    recordDeps(versions)
+    return Object.fromEntries(versions)
+  }
+
+  /**
+   * Bumps the versions of `tags` (call it on save and delete), invalidating every entry that depends on any of them.
+   * Applies at once in this process and tells the others over the bus.
+   * @throws AtomicityError when Redis cannot be reached: the bump did not happen, and saying otherwise would
+   *   let stale pages be served.
+   */
+  async bump(...tags: string[]): Promise<Record<string, number>> {
+    checkTags(tags, 'versions.bump')
+    const unique = [...new Set(tags)]
+    const { redis } = this.#options
+    let versions: number[]
+    if (redis) {
+      const keys = unique.map((tag) => this.#key(tag))
+      const reply = await redis.run('versions.bump', redis.evalScript(BUMP, keys, [this.#initial(), VERSION_TTL_MS]))
+      if (reply === UNAVAILABLE) throw new AtomicityError('versions.bump', unique.join(','), new Error('Redis is unavailable'))
+      versions = (reply as unknown[]).map(Number)
+    } else {
+      versions = unique.map((tag) => {
+        const next = (this.#local.get(tag) ?? this.#initial()) + 1
+        this.#local.set(tag, next)
+        return next
+      })
+    }
+    const now = this.#options.clock()
+    this.#generation += 1
+    const scope = tryGetRequestScope()
+    unique.forEach((tag, i) => {
+      const version = versions[i] as number
+      this.#known.set(tag, { version, readAt: now })
+      scope?.versions.set(tag, version)
+    })
+    // Entries this request already read may depend on what just changed.
+    scope?.entries.clear()
+    if (redis) this.#options.publish(unique)
+    return Object.fromEntries(unique.map((tag, i) => [tag, versions[i] as number]))
+  }
+
+  /**
+   * Judges recorded deps without waiting: true when every tag still has its recorded version, false when one
+   * does not, undefined when a version is not known here (or no longer trusted) and must be read.
+   */
+  check(deps: Deps): boolean | undefined {
+    const scope = tryGetRequestScope()
+    let complete = true
+    for (const tag in deps) {
+      const current = scope?.versions.get(tag) ?? this.#trusted(tag)
+      if (current === undefined) complete = false
+      else if (current !== deps[tag]) return false
+      else scope?.versions.set(tag, current)
+    }
+    return complete ? true : undefined
+  }
+
+  /** Judges recorded deps, reading unknown versions: UNAVAILABLE when they cannot be read. */
+  async verify(deps: Deps): Promise<boolean | Unavailable> {
+    const quick = this.check(deps)
+    if (quick !== undefined) return quick
+    const current = await this.read(Object.keys(deps))
+    if (current === UNAVAILABLE) return UNAVAILABLE
+    for (const tag in deps) if (current.get(tag) !== deps[tag]) return false
+    return true
+  }
+
+  /** The current versions of `tags`: from the request memo, this process, or one coalesced read. */
+  async read(tags: readonly string[]): Promise<Map<string, number> | Unavailable> {
+    const scope = tryGetRequestScope()
+    const out = new Map<string, number>()
+    const missing: string[] = []
+    for (const tag of tags) {
+      const version = scope?.versions.get(tag) ?? this.#trusted(tag)
+      if (version === undefined) missing.push(tag)
+      else out.set(tag, version)
+    }
+    if (missing.length > 0) {
+      const fetched = await Promise.all(missing.map((tag) => this.#fetch(tag)))
+      for (let i = 0; i < missing.length; i++) {
+        const version = fetched[i]
+        if (version === UNAVAILABLE || version === undefined) return UNAVAILABLE
+        out.set(missing[i] as string, version)
+      }
+    }
+    if (scope) for (const [tag, version] of out) scope.versions.set(tag, version)
+    return out
+  }
+
+  /** Forgets what this process knows of `tags` (another process bumped them). */
+  drop(tags: readonly string[]): void {
+    this.#generation += 1
+    for (const tag of tags) this.#known.delete(tag)
+  }
+
+  /** Forgets every version known here (the bus reconnected: bumps may have been missed). */
+  dropAll(): void {
+    this.#generation += 1
+    this.#known.clear()
+  }
+
+  #trusted(tag: string): number | undefined {
+    const { redis } = this.#options
+    if (!redis) return this.#local.get(tag)
+    const known = this.#known.get(tag)
+    if (known === undefined) return undefined
+    if (this.#options.busHealthy()) return known.version
+    return this.#options.clock() - known.readAt <= this.#options.busDownTrustMs ? known.version : undefined
+  }
+
+  #fetch(tag: string): Promise<number | Unavailable> {
+    const { redis } = this.#options
+    if (!redis) {
+      let version = this.#local.get(tag)
+      if (version === undefined) this.#local.set(tag, (version = this.#initial()))
+      return Promise.resolve(version)
+    }
+    return new Promise((resolve) => {
+      if (this.#batch === null) {
+        this.#batch = new Map()
+        queueMicrotask(() => void this.#flush())
+      }
+      const waiting = this.#batch.get(tag)
+      if (waiting) waiting.push(resolve)
+      else this.#batch.set(tag, [resolve])
+    })
+  }
+
+  async #flush(): Promise<void> {
+    const batch = this.#batch
+    this.#batch = null
+    if (batch === null || !this.#options.redis) return
+    const tags = [...batch.keys()]
+    const generation = this.#generation
+    const redis = this.#options.redis
+    const reply = await redis.run(
+      'versions.read',
+      redis.evalScript(READ, tags.map((tag) => this.#key(tag)), [this.#initial(), VERSION_TTL_MS]),
+    )
+    const now = this.#options.clock()
+    tags.forEach((tag, i) => {
+      const version = reply === UNAVAILABLE ? UNAVAILABLE : Number((reply as unknown[])[i])
+      if (version !== UNAVAILABLE && generation === this.#generation) this.#known.set(tag, { version, readAt: now })
+      for (const resolve of batch.get(tag) ?? []) resolve(version)
+    })
+  }
+
+  #key(tag: string): string {
+    return this.#options.keys.build('ver', tag)
+  }
+
+  /** A starting version larger than any this process issued before (see the note on READ). */
+  #initial(): number {
+    this.#lastIssued = Math.max(Math.floor(this.#options.clock()), this.#lastIssued + 1)
+    return this.#lastIssued
+  }
+}
+
+function checkTags(tags: readonly unknown[], where: string): asserts tags is string[] {
+  if (!Array.isArray(tags)) throw new InvalidArgumentError(`fragcache: ${where}: tags must be an array of strings`)
+  for (const tag of tags) {
+    if (typeof tag !== 'string' || !TAG_PATTERN.test(tag)) {
+      throw new InvalidArgumentError(
+        `fragcache: ${where}: a tag must be a non-empty string of at most 200 characters without whitespace; got ${JSON.stringify(tag) ?? String(tag)}`,
+      )
+    }
+  }
+}
+
+export { checkTags }
