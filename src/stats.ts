@@ -8,7 +8,7 @@ export interface TierCounts {
 export interface CacheStatsSnapshot {
   request: TierCounts
   memory: TierCounts & { entries: number; bytes: number }
-  redis: TierCounts & { errors: number; outages: number; corrupt: number; down: boolean }
+  redis: TierCounts & { errors: number; outages: number; corrupt: number; down: boolean; busConnected: boolean }
   /** Times a compute function ran (misses, forced and early refreshes). */
   computes: number
   computeErrors: number
@@ -21,7 +21,7 @@ type TierName = 'request' | 'memory' | 'redis'
  * The counters behind `cache.stats()`. A miss is counted once per read, at the last tier asked.
  * @example
  * ```ts
- * const stats = new CacheStats(); stats.hit('memory'); stats.snapshot({ entries: 1, bytes: 10 }, false)
+ * const stats = new CacheStats(); stats.hit('memory'); stats.snapshot({ entries: 1, bytes: 10 }, { down: false, busConnected: false })
  * ```
  */
 export class CacheStats {
@@ -42,7 +42,7 @@ export class CacheStats {
     this.#misses[tier] += 1
   }
 
-  snapshot(memory: { entries: number; bytes: number }, redisDown: boolean): CacheStatsSnapshot {
+  snapshot(memory: { entries: number; bytes: number }, redis: { down: boolean; busConnected: boolean }): CacheStatsSnapshot {
     return {
       request: { hits: this.#hits.request, misses: this.#misses.request },
       memory: { hits: this.#hits.memory, misses: this.#misses.memory, ...memory },
@@ -52,7 +52,7 @@ export class CacheStats {
         errors: this.redisErrors,
         outages: this.outages,
         corrupt: this.corrupt,
-        down: redisDown,
+        ...redis,
       },
       computes: this.computes,
       computeErrors: this.computeErrors,

@@ -472,7 +472,10 @@ export class TieredCache {
    * ```
    */
   stats(): CacheStatsSnapshot {
-    return this.#stats.snapshot({ entries: this.#memory.size, bytes: this.#memory.bytes }, this.#redis?.isDown ?? false)
+    return this.#stats.snapshot(
+      { entries: this.#memory.size, bytes: this.#memory.bytes },
+      { down: this.#redis?.isDown ?? false, busConnected: this.#bus?.healthy ?? false },
+    )
   }
 
   /**

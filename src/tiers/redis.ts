@@ -97,7 +97,12 @@ export class RedisTier {
    * Resolves to UNAVAILABLE when it was refused, failed or timed out; server-side script errors are rethrown.
    */
   async run<T>(operation: string, call: (client: RedisClient) => Promise<T>): Promise<T | Unavailable> {
-    if (DOWN_STATUSES.has(this.client.status) || !this.#breaker.allow()) return UNAVAILABLE
+    if (!this.#breaker.allow()) return UNAVAILABLE
+    if (DOWN_STATUSES.has(this.client.status)) {
+      // Not connected: fail at once rather than queue or wait (the client reconnects on its own).
+      this.#events.failed(operation, new Error(`the connection is ${this.client.status}`), this.#breaker.failure())
+      return UNAVAILABLE
+    }
     let timer: NodeJS.Timeout | undefined
     const pending = call(this.client)
     const timeout = new Promise<never>((_, reject) => {
