@@ -1,0 +1,126 @@
+import { hash } from 'node:crypto'
+import type { OutgoingHttpHeaders } from 'node:http'
+import { isUtf8 } from 'node:buffer'
+import type { CapturedResponse } from './response-tap.ts'
+
+/** A response as stored: JSON, so it fits every tier. */
+export interface StoredPage {
+  readonly status: number
+  readonly statusMessage: string | null
+  /** Headers the view set or changed (those set before the page cache ran are this request's own). */
+  readonly headers: Readonly<Record<string, string | readonly string[]>>
+  /** Headers the view removed. */
+  readonly removed: readonly string[]
+  /** The body: UTF-8 text as it is, anything else as base64. */
+  readonly body: string
+  readonly base64: boolean
+  /** A strong ETag: the quoted SHA-1 (base64url) of the body. */
+  readonly etag: string
+  /** When it was stored, by the page cache's clock (for `Age`). */
+  readonly storedAt: number
+}
+
+/** Headers that belong to one connection or one delivery, never to the stored page. */
+const PER_DELIVERY = new Set(['connection', 'keep-alive', 'transfer-encoding', 'date', 'etag', 'content-length', 'age', 'x-cache', 'server-timing'])
+
+/** The headers of a response, by lower-case name, values as strings. */
+export type HeaderSnapshot = ReadonlyMap<string, string | readonly string[]>
+
+/** The headers set on a response so far. */
+export function snapshotHeaders(headers: OutgoingHttpHeaders): HeaderSnapshot {
+  const out = new Map<string, string | readonly string[]>()
+  for (const [name, value] of Object.entries(headers)) {
+    if (value !== undefined) out.set(name.toLowerCase(), Array.isArray(value) ? value.map(String) : String(value))
+  }
+  return out
+}
+
+/** What the page cache needs to judge a captured response. */
+export interface StorePolicy {
+  readonly statuses: ReadonlySet<number>
+  /** Request headers the key varies by (lower case), plus `cookie` when it varies by a cookie. */
+  readonly keyedHeaders: ReadonlySet<string>
+}
+
+/**
+ * Why a captured response must not be stored, or undefined when it may be: a status not configured, a cookie
+ * being set, `Cache-Control: private` or `no-store`, or a `Vary` on something the key does not include.
+ */
+export function unstorableReason(captured: CapturedResponse, before: HeaderSnapshot, policy: StorePolicy): string | undefined {
+  if (!policy.statuses.has(captured.status)) return `status ${captured.status}`
+  const after = snapshotHeaders(captured.headers)
+  if (after.has('set-cookie')) return 'sets a cookie'
+  const control = String(after.get('cache-control') ?? '').toLowerCase()
+  if (/(^|[\s,])(private|no-store)($|[\s,=])/.test(control)) return `Cache-Control: ${control}`
+  const varyBefore = new Set(fields(before.get('vary')))
+  for (const field of fields(after.get('vary'))) {
+    if (field === '*') return 'Vary: *'
+    if (!varyBefore.has(field) && !policy.keyedHeaders.has(field)) return `Vary: ${field} is not part of the key`
+  }
+  return undefined
+}
+
+/** The stored form of a captured response; `before` are the headers that were set before the view ran. */
+export function toStoredPage(captured: CapturedResponse, before: HeaderSnapshot, storedAt: number): StoredPage {
+  const after = snapshotHeaders(captured.headers)
+  const headers: Record<string, string | readonly string[]> = {}
+  for (const [name, value] of after) {
+    if (PER_DELIVERY.has(name)) continue
+    if (JSON.stringify(before.get(name)) !== JSON.stringify(value)) headers[name] = value
+  }
+  const removed = [...before.keys()].filter((name) => !after.has(name) && !PER_DELIVERY.has(name))
+  const text = isUtf8(captured.body)
+  return {
+    status: captured.status,
+    statusMessage: captured.statusMessage ?? null,
+    headers,
+    removed,
+    body: captured.body.toString(text ? 'utf8' : 'base64'),
+    base64: !text,
+    etag: etagOf(captured.body),
+    storedAt,
+  }
+}
+
+/** The body bytes of a stored page. */
+export function bodyOf(page: StoredPage): Buffer {
+  return Buffer.from(page.body, page.base64 ? 'base64' : 'utf8')
+}
+
+/** A strong ETag for a body. */
+export function etagOf(body: Buffer): string {
+  return `"${hash('sha1', body, 'base64url')}"`
+}
+
+/** True when `value` has the shape of a {@link StoredPage} (anything else under a page key is a miss). */
+export function isStoredPage(value: unknown): value is StoredPage {
+  if (typeof value !== 'object' || value === null) return false
+  const page = value as Record<string, unknown>
+  return (
+    typeof page.status === 'number' &&
+    typeof page.body === 'string' &&
+    typeof page.base64 === 'boolean' &&
+    typeof page.etag === 'string' &&
+    typeof page.storedAt === 'number' &&
+    typeof page.headers === 'object' &&
+    page.headers !== null &&
+    Array.isArray(page.removed)
+  )
+}
+
+/** True when an `If-None-Match` header matches `etag` (weak comparison, as RFC 9110 asks for GET and HEAD). */
+export function matchesEtag(ifNoneMatch: string | undefined, etag: string): boolean {
+  if (ifNoneMatch === undefined) return false
+  if (ifNoneMatch.trim() === '*') return true
+  const bare = etag.replace(/^W\//, '')
+  return ifNoneMatch.split(',').some((candidate) => candidate.trim().replace(/^W\//, '') === bare)
+}
+
+function fields(value: string | readonly string[] | undefined): string[] {
+  if (value === undefined) return []
+  const text = typeof value === 'string' ? value : value.join(',')
+  return text
+    .split(',')
+    .map((field) => field.trim().toLowerCase())
+    .filter((field) => field !== '')
+}
