@@ -266,7 +266,11 @@ export class TieredCache {
       scope?.refreshed.add(fullKey)
     } else {
       const now = this.#clock()
-      const entry = this.#readNear(fullKey, scope, now) ?? (await this.#readFar(fullKey, scope, now))
+      let entry = this.#readNear(fullKey, scope, now)
+      if (entry === undefined) {
+        if (tags.length > 0) this.versions.prefetch(tags)
+        entry = await this.#readFar(fullKey, scope, now)
+      }
       if (entry !== undefined) {
         recordDeps(entry.deps)
         if (this.#shouldRefreshEarly(entry, now)) this.#refreshInBackground(fullKey, compute, ttl, tags)

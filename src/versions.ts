@@ -77,6 +77,8 @@ export class DataVersions {
   readonly #local = new Map<string, number>()
   #lastIssued = 0
   #batch: Map<string, Array<(version: number | Unavailable) => void>> | null = null
+  /** Reads of a tag's version under way, so that a prefetch and a later read share one. */
+  readonly #fetching = new Map<string, Promise<number | Unavailable>>()
   /** Bumped whenever known versions are dropped, so a read that started before cannot store what it got. */
   #generation = 0
 
@@ -184,6 +186,16 @@ export class DataVersions {
     return out
   }
 
+  /**
+   * Starts reading the versions of `tags` not known here, without waiting: a read that knows its deps up front
+   * sends this alongside its GET, so a cold process pays one round trip of latency, not two.
+   */
+  prefetch(tags: readonly string[]): void {
+    if (!this.#options.redis) return
+    const scope = tryGetRequestScope()
+    for (const tag of tags) if (scope?.versions.get(tag) === undefined && this.#trusted(tag) === undefined) void this.#fetch(tag)
+  }
+
   /** Forgets what this process knows of `tags` (another process bumped them). */
   drop(tags: readonly string[]): void {
     this.#generation += 1
@@ -212,7 +224,9 @@ export class DataVersions {
       if (version === undefined) this.#local.set(tag, (version = this.#initial()))
       return Promise.resolve(version)
     }
-    return new Promise((resolve) => {
+    const running = this.#fetching.get(tag)
+    if (running) return running
+    const fetching = new Promise<number | Unavailable>((resolve) => {
       if (this.#batch === null) {
         this.#batch = new Map()
         queueMicrotask(() => void this.#flush())
@@ -220,7 +234,9 @@ export class DataVersions {
       const waiting = this.#batch.get(tag)
       if (waiting) waiting.push(resolve)
       else this.#batch.set(tag, [resolve])
-    })
+    }).finally(() => this.#fetching.delete(tag))
+    this.#fetching.set(tag, fetching)
+    return fetching
   }
 
   async #flush(): Promise<void> {
