@@ -122,8 +122,10 @@ export class TieredCache {
           else this.#memory.clear()
         },
         connected: () => {
+          // Messages sent while the bus was down are lost: nothing this process holds can be trusted any more.
           this.#busDownSince = null
           this.#epoch += 1
+          this.#memory.clear()
           this.versions.dropAll()
         },
         disconnected: () => {

@@ -207,3 +207,33 @@ outage('a frozen (slow) Redis answers nothing: every call is a miss within the t
 })
 
 outage.run()
+
+const reconnect = suite('Redis bus reconnect')
+reconnect.after(async () => {
+  for (const cache of open) await cache.close()
+  await server.stop()
+})
+
+reconnect('a change made while the bus was down is seen after it reconnects', async () => {
+  await server.restart()
+  const a = make({ prefix: 'rb' })
+  const b = make({ prefix: 'rb', busDownTrustMs: 60_000 })
+  await Promise.all([a.ready(), b.ready()])
+  await a.set('k', 'before')
+  assert.is(await b.get('k'), 'before')
+  const admin = server.client()
+  try {
+    await admin.call('ACL', 'SETUSER', 'default', '-subscribe')
+    await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub')
+    await eventually(() => !b.stats().redis.busConnected, 5000, 'b to notice its bus is down')
+    await a.set('k', 'during') // b's bus misses this message
+    assert.is(await b.get('k'), 'before', 'trusted for busDownTrustMs while the bus is down')
+  } finally {
+    await admin.call('ACL', 'SETUSER', 'default', '+subscribe')
+    admin.disconnect()
+  }
+  await eventually(() => b.stats().redis.busConnected, 10_000, 'the bus to reconnect')
+  assert.is(await b.get('k'), 'during')
+})
+
+reconnect.run()
