@@ -67,8 +67,16 @@ export class TieredCache {
   readonly #logger: Logger
   readonly #stats = new CacheStats()
   readonly #inflight = new Map<string, Promise<Computed>>()
-  /** Bumped on every invalidation from another process, so a Redis read that raced it does not back-fill L1. */
+  /**
+   * Invalidation epochs, so that a Redis read that raced an invalidation from another process does not back-fill L1
+   * with what it read: `#epoch` counts invalidations, `#keyEpochs` remembers the last one per key (bounded), and
+   * `#clearEpoch` the last that dropped everything.
+   */
   #epoch = 0
+  readonly #keyEpochs = new Map<string, number>()
+  #clearEpoch = 0
+  /** Redis reads under way; with none, no invalidation needs remembering. */
+  #farReads = 0
   #busDownSince: number | null = null
 
   constructor(options: CacheOptions = {}) {
@@ -116,16 +124,14 @@ export class TieredCache {
       })
       this.#bus = new InvalidationBus(client, `fragcache:${o.prefix}`, {
         message: (message) => {
-          this.#epoch += 1
-          if (message.kind === 'keys') for (const key of message.keys) this.#memory.delete(key)
+          if (message.kind === 'keys') for (const key of message.keys) this.#invalidateLocal(key)
           else if (message.kind === 'tags') this.versions.drop(message.tags)
-          else this.#memory.clear()
+          else this.#dropLocal()
         },
         connected: () => {
           // Messages sent while the bus was down are lost: nothing this process holds can be trusted any more.
           this.#busDownSince = null
-          this.#epoch += 1
-          this.#memory.clear()
+          this.#dropLocal()
           this.versions.dropAll()
         },
         disconnected: () => {
@@ -302,7 +308,8 @@ export class TieredCache {
   }
 
   /**
-   * The values of every key that is cached, as a Map (missing keys are absent; stored falsy values are present).
+   * The values of every key that is cached, as a Map in the order asked (missing keys are absent; stored falsy
+   * values are present).
    * One Redis round trip for the keys not found nearer.
    * @example
    * ```ts
@@ -313,32 +320,26 @@ export class TieredCache {
   async getMany(keys: readonly string[]): Promise<Map<string, unknown>> {
     const scope = tryGetRequestScope()
     const now = this.#clock()
+    const fullKeys = keys.map((key) => this.#key(key, {}))
+    const entries = fullKeys.map((fullKey) => this.#readNear(fullKey, scope, now))
+    const far = fullKeys.flatMap((fullKey, i) => (entries[i] === undefined ? [{ i, fullKey }] : []))
+    if (far.length > 0) {
+      await this.#farRead(async (epoch) => {
+        const remote = this.#redis ? await this.#redis.getMany(far.map((k) => k.fullKey)) : UNAVAILABLE
+        for (const [j, { i, fullKey }] of far.entries()) {
+          // Redis down: what this process holds is the best there is (its deps are still checked).
+          const entry = remote === UNAVAILABLE ? this.#memory.get(fullKey, now) : remote[j]
+          entries[i] = entry && (await this.#accept(fullKey, entry, scope, now, epoch, remote !== UNAVAILABLE))
+          if (entries[i] === undefined && this.#redis) this.#stats.miss('redis')
+        }
+      })
+    }
     const found = new Map<string, unknown>()
-    const far: { key: string; fullKey: string }[] = []
-    for (const key of keys) {
-      const fullKey = this.#key(key, {})
-      const entry = this.#readNear(fullKey, scope, now)
-      if (entry === undefined) far.push({ key, fullKey })
-      else {
-        recordDeps(entry.deps)
-        found.set(key, entry.value)
-      }
-    }
-    if (far.length === 0) return found
-    const epoch = this.#epoch
-    const remote = this.#redis ? await this.#redis.getMany(far.map((k) => k.fullKey)) : UNAVAILABLE
-    for (let i = 0; i < far.length; i++) {
-      const { key, fullKey } = far[i] as { key: string; fullKey: string }
-      let entry: Entry | undefined = this.#memory.get(fullKey, now)
-      if (remote !== UNAVAILABLE) entry = remote[i]
-      const accepted = entry === undefined ? undefined : await this.#accept(fullKey, entry, scope, now, epoch, remote !== UNAVAILABLE)
-      if (accepted === undefined) {
-        if (this.#redis) this.#stats.miss('redis')
-        continue
-      }
-      recordDeps(accepted.deps)
-      found.set(key, accepted.value)
-    }
+    entries.forEach((entry, i) => {
+      if (entry === undefined) return
+      recordDeps(entry.deps)
+      found.set(keys[i] as string, entry.value)
+    })
     return found
   }
 
@@ -455,19 +456,21 @@ export class TieredCache {
 
   /**
    * Removes every entry of this cache's prefix (all versions, all namespaces) from every tier; other prefixes on
-   * the same Redis are untouched (SCAN in batches, never FLUSHDB).
+   * the same Redis are untouched (SCAN in batches, never FLUSHDB). False when Redis could not be cleared (it is down):
+   * this process's tiers are cleared all the same.
    * @example
    * ```ts
    * await cache.clear()
    * ```
    */
-  async clear(): Promise<void> {
+  async clear(): Promise<boolean> {
     this.#memory.clear()
     tryGetRequestScope()?.entries.clear()
     this.versions.dropAll()
-    if (!this.#redis) return
-    await this.#redis.deleteByPrefix(this.keys.base.slice(0, this.keys.base.indexOf(':') + 1))
+    if (!this.#redis) return true
+    const cleared = await this.#redis.deleteByPrefix(this.keys.base.slice(0, this.keys.base.indexOf(':') + 1))
     void this.#bus?.publish({ kind: 'clear' })
+    return cleared === true
   }
 
   /**
@@ -547,15 +550,15 @@ export class TieredCache {
   }
 
   /** L1 entries whose deps need reading, then Redis. */
-  async #readFar(fullKey: string, scope: RequestScope | undefined, now: number): Promise<Entry | undefined> {
-    const epoch = this.#epoch
-    const local = this.#memory.get(fullKey, now)
-    const remote = this.#redis ? await this.#redis.get(fullKey) : UNAVAILABLE
-    // Redis down: what this process holds is the best there is (its deps are still checked).
-    const entry = remote === UNAVAILABLE ? local : remote
-    const accepted = entry === undefined ? undefined : await this.#accept(fullKey, entry, scope, now, epoch, remote !== UNAVAILABLE)
-    if (accepted === undefined && this.#redis) this.#stats.miss('redis')
-    return accepted
+  #readFar(fullKey: string, scope: RequestScope | undefined, now: number): Promise<Entry | undefined> {
+    return this.#farRead(async (epoch) => {
+      const remote = this.#redis ? await this.#redis.get(fullKey) : UNAVAILABLE
+      // Redis down: what this process holds is the best there is (its deps are still checked).
+      const entry = remote === UNAVAILABLE ? this.#memory.get(fullKey, now) : remote
+      const accepted = entry === undefined ? undefined : await this.#accept(fullKey, entry, scope, now, epoch, remote !== UNAVAILABLE)
+      if (accepted === undefined && this.#redis) this.#stats.miss('redis')
+      return accepted
+    })
   }
 
   /** Checks an entry read from Redis (or L1 during an outage), and back-fills the nearer tiers with it. */
@@ -577,7 +580,7 @@ export class TieredCache {
     }
     this.#stats.hit(fromRedis ? 'redis' : 'memory')
     // The entry keeps its own expiresAt: a back-fill never extends its life.
-    if (fromRedis && epoch === this.#epoch) this.#memory.set(fullKey, entry, now)
+    if (fromRedis && this.#unchangedSince(fullKey, epoch)) this.#memory.set(fullKey, entry, now)
     scope?.entries.set(fullKey, entry)
     return entry
   }
@@ -657,6 +660,35 @@ export class TieredCache {
     const removed = await this.#redis.delete(fullKeys)
     this.#announce(fullKeys)
     return removed === UNAVAILABLE ? local : removed
+  }
+
+  /** Another process changed `fullKey`: drop this process's copy, and refuse back-fills of reads that raced it. */
+  #invalidateLocal(fullKey: string): void {
+    this.#memory.delete(fullKey)
+    if (this.#farReads === 0) return
+    if (this.#keyEpochs.size >= 10_000) return this.#dropLocal()
+    this.#keyEpochs.set(fullKey, ++this.#epoch)
+  }
+
+  #dropLocal(): void {
+    this.#memory.clear()
+    this.#keyEpochs.clear()
+    this.#clearEpoch = ++this.#epoch
+  }
+
+  /** Runs a read that may back-fill L1 from Redis, counting it as under way. */
+  async #farRead<T>(read: (epoch: number) => Promise<T>): Promise<T> {
+    this.#farReads += 1
+    try {
+      return await read(this.#epoch)
+    } finally {
+      if (--this.#farReads === 0) this.#keyEpochs.clear()
+    }
+  }
+
+  /** True when nothing invalidated `fullKey` since `epoch` was read. */
+  #unchangedSince(fullKey: string, epoch: number): boolean {
+    return this.#clearEpoch <= epoch && (this.#keyEpochs.get(fullKey) ?? 0) <= epoch
   }
 
   #announce(fullKeys: readonly string[]): void {

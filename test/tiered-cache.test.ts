@@ -404,7 +404,14 @@ contract(
   'redis',
   async (options) => {
     const clock = { now: 1_700_000_000_000 }
-    const common = { prefix: `t${++prefixes}`, redis: redis.url, clock: () => clock.now, logger: quietLogger, ...options }
+    const common = {
+      prefix: `t${++prefixes}`,
+      redis: redis.url,
+      redisTimeoutMs: 1000, // generous: the machine running the tests may be busy (outages are tested elsewhere)
+      clock: () => clock.now,
+      logger: quietLogger,
+      ...options,
+    }
     const cache = createCache(common)
     // The peer plays another process: same Redis and prefix, its own (empty) L1.
     const peer = createCache(common)

@@ -29,6 +29,9 @@ export interface RedisTierOptions {
   events: RedisTierEvents
 }
 
+/** The bound on one batch of a bulk call (`clear`). */
+export const BULK_TIMEOUT_MS = 5000
+
 const DOWN_STATUSES = new Set(['end', 'close', 'reconnecting', 'connecting'])
 
 /** A Lua script run by SHA, loaded on first use. */
@@ -96,7 +99,7 @@ export class RedisTier {
    * Runs one Redis call under the timeout and the breaker.
    * Resolves to UNAVAILABLE when it was refused, failed or timed out; server-side script errors are rethrown.
    */
-  async run<T>(operation: string, call: (client: RedisClient) => Promise<T>): Promise<T | Unavailable> {
+  async run<T>(operation: string, call: (client: RedisClient) => Promise<T>, timeoutMs = this.#timeoutMs): Promise<T | Unavailable> {
     if (!this.#breaker.allow()) return UNAVAILABLE
     if (DOWN_STATUSES.has(this.client.status)) {
       // Not connected: fail at once rather than queue or wait (the client reconnects on its own).
@@ -106,7 +109,7 @@ export class RedisTier {
     let timer: NodeJS.Timeout | undefined
     const pending = call(this.client)
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${this.#timeoutMs} ms`)), this.#timeoutMs)
+      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)
     })
     try {
       const value = await Promise.race([pending, timeout])
@@ -205,18 +208,23 @@ export class RedisTier {
     return status === 'ok' ? Number(value) : (status as 'missing' | 'nan')
   }
 
-  /** Deletes every key starting with `prefix`, SCANning in batches (on every master of a cluster). */
+  /**
+   * Deletes every key starting with `prefix`, SCANning in batches (on every master of a cluster). An admin call, not
+   * a page's: each batch may take up to {@link BULK_TIMEOUT_MS}.
+   */
   async deleteByPrefix(prefix: string): Promise<boolean | Unavailable> {
     const pattern = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`
     const nodes = this.#isCluster ? (this.client as Cluster).nodes('master') : [this.client as Redis]
     for (const node of nodes) {
       let cursor = '0'
       do {
-        const page = await this.run('clear', () => node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000))
+        const page = await this.run('clear', () => node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000), BULK_TIMEOUT_MS)
         if (page === UNAVAILABLE) return page
         cursor = page[0]
         const keys = page[1]
-        if (keys.length > 0 && (await this.run('clear', () => node.unlink(...keys))) === UNAVAILABLE) return UNAVAILABLE
+        if (keys.length > 0 && (await this.run('clear', () => node.unlink(...keys), BULK_TIMEOUT_MS)) === UNAVAILABLE) {
+          return UNAVAILABLE
+        }
       } while (cursor !== '0')
     }
     return true
