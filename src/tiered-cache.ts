@@ -21,6 +21,20 @@ export interface GetOrSetOptions {
   force?: boolean
   /** Data-version tags the value depends on: bumping any of them invalidates it. */
   deps?: readonly string[]
+  /**
+   * Whether a computed value is stored (default: always). A value it refuses is returned as computed, unchecked
+   * and unfrozen, and nothing is stored (for callers such as the page cache, whose render may turn out private).
+   */
+  store?: (value: unknown) => boolean
+  /** Set false for a compute that must never run in the background (the default follows the cache's option). */
+  earlyRefresh?: boolean
+}
+
+/** What a compute needs besides the function itself. */
+interface ComputePlan {
+  readonly ttl: Ttl
+  readonly tags: readonly string[]
+  readonly store: ((value: unknown) => boolean) | undefined
 }
 
 /** Where a key lives: `c` (the default) for values, `frag` for fragments, `view` for pages. */
@@ -172,6 +186,17 @@ export class TieredCache {
   }
 
   /**
+   * Milliseconds since the epoch by this cache's clock (the injected one in tests), for `Age` headers and the like.
+   * @example
+   * ```ts
+   * const age = Math.floor((cache.now() - storedAt) / 1000)
+   * ```
+   */
+  now(): number {
+    return this.#clock()
+  }
+
+  /**
    * The value under `key`, or `defaultValue` (undefined unless given) on a miss. A stored falsy value is a hit.
    * @example
    * ```ts
@@ -268,6 +293,7 @@ export class TieredCache {
     const ttl = options.ttl === undefined ? this.#defaultTtl : checkTtl(options.ttl, 'getOrSet')
     const tags = options.deps ?? []
     if (tags.length > 0) checkTags(tags, 'getOrSet deps')
+    const plan: ComputePlan = { ttl, tags, store: options.store }
     const scope = tryGetRequestScope()
     const force = options.force === true || (scope?.forceRefresh === true && !scope.refreshed.has(fullKey))
     if (force) {
@@ -281,11 +307,13 @@ export class TieredCache {
       }
       if (entry !== undefined) {
         recordDeps(entry.deps)
-        if (this.#shouldRefreshEarly(entry, now)) this.#refreshInBackground(fullKey, compute, ttl, tags)
+        if (options.earlyRefresh !== false && this.#shouldRefreshEarly(entry, now)) {
+          this.#refreshInBackground(fullKey, compute, plan)
+        }
         return entry.value as Awaited<T>
       }
     }
-    const computed = await this.#computeOnce(fullKey, compute, ttl, tags, force)
+    const computed = await this.#computeOnce(fullKey, compute, plan, force)
     recordDeps(computed.deps)
     return computed.value as Awaited<T>
   }
@@ -585,17 +613,17 @@ export class TieredCache {
     return entry
   }
 
-  #computeOnce(fullKey: string, compute: () => unknown, ttl: Ttl, tags: readonly string[], force: boolean): Promise<Computed> {
+  #computeOnce(fullKey: string, compute: () => unknown, plan: ComputePlan, force: boolean): Promise<Computed> {
     const running = this.#inflight.get(fullKey)
     if (running !== undefined && !force) return running
-    const promise = this.#computeAndStore(fullKey, compute, ttl, tags).finally(() => {
+    const promise = this.#computeAndStore(fullKey, compute, plan).finally(() => {
       if (this.#inflight.get(fullKey) === promise) this.#inflight.delete(fullKey)
     })
     this.#inflight.set(fullKey, promise)
     return promise
   }
 
-  async #computeAndStore(fullKey: string, compute: () => unknown, ttl: Ttl, tags: readonly string[]): Promise<Computed> {
+  async #computeAndStore(fullKey: string, compute: () => unknown, { ttl, tags, store }: ComputePlan): Promise<Computed> {
     this.#stats.computes += 1
     // Versions are read before computing: a bump during the compute leaves the entry already out of date.
     const versions = tags.length > 0 ? await this.versions.read(tags) : new Map<string, number>()
@@ -608,6 +636,7 @@ export class TieredCache {
       this.#stats.computeErrors += 1
       throw error
     }
+    if (store !== undefined && !store(result.value)) return result
     if (result.value === undefined) {
       throw new InvalidArgumentError(`fragcache: the compute function for "${fullKey}" returned undefined; return null to cache "nothing"`)
     }
@@ -624,10 +653,10 @@ export class TieredCache {
     return now - entry.computeMs * this.#earlyRefresh * Math.log(this.#random()) >= entry.expiresAt
   }
 
-  #refreshInBackground(fullKey: string, compute: () => unknown, ttl: Ttl, tags: readonly string[]): void {
+  #refreshInBackground(fullKey: string, compute: () => unknown, plan: ComputePlan): void {
     if (this.#inflight.has(fullKey)) return
     this.#stats.earlyRefreshes += 1
-    this.#computeOnce(fullKey, compute, ttl, tags, false).catch((error: unknown) => {
+    this.#computeOnce(fullKey, compute, plan, false).catch((error: unknown) => {
       this.#logger.error(`fragcache: early refresh of "${fullKey}" failed; the cached value stays: ${describe(error)}`)
     })
   }

@@ -347,6 +347,34 @@ function contract(name: string, make: MakeHarness, after: () => Promise<void>): 
     assert.is(cache.stats().earlyRefreshes, 1)
   })
 
+  test('getOrSet :: store decides whether a computed value is kept; a refused one comes back as computed', async () => {
+    const { cache } = await harness()
+    const secret = { private: true, at: new Date(0) } // not even JSON-safe: it is never stored, so never checked
+    assert.is(await cache.getOrSetByKey(cache.keys.build('c', 'p'), () => secret, { store: () => false }), secret)
+    assert.is(await cache.get('p'), undefined)
+    assert.is(cache.stats().computeErrors, 0)
+    assert.is(await cache.getOrSet('q', () => 'public', { store: (v) => v === 'public' }), 'public')
+    assert.is(await cache.get('q'), 'public')
+  })
+
+  test('getOrSet :: earlyRefresh false never recomputes in the background', async () => {
+    const { cache, clock } = await harness({ random: () => 1e-300 })
+    let calls = 0
+    const slow = async () => {
+      calls++
+      const started = performance.now()
+      while (performance.now() - started < 2) await Promise.resolve()
+      return calls
+    }
+    await cache.getOrSet('no-early', slow, { ttl: 10, earlyRefresh: false })
+    clock.now += 9_000
+    assert.is(await cache.getOrSet('no-early', slow, { ttl: 10, earlyRefresh: false }), 1)
+    await new Promise((r) => setImmediate(r))
+    assert.is(calls, 1)
+    assert.is(cache.stats().earlyRefreshes, 0)
+    assert.is(cache.now(), clock.now, 'now() reads the injected clock')
+  })
+
   test('clear :: removes this prefix only', async () => {
     const { cache, peer } = await harness()
     await cache.set('c1', 1)
