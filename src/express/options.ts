@@ -32,8 +32,6 @@ export interface PageCacheOptions {
   ignoreQuery?: readonly string[]
   /** Requests for which the cache is not consulted at all (`X-Cache: BYPASS`). */
   skip?: (req: Request) => boolean
-  /** Milliseconds since the epoch, for `Age`. Default: the cache's clock when it exposes one, else `Date.now`. */
-  clock?: () => number
 }
 
 /** {@link PageCacheOptions} checked, with defaults. */
@@ -53,7 +51,7 @@ export interface ResolvedPageOptions {
   readonly clock: () => number
 }
 
-const KNOWN = ['ttl', 'vary', 'deps', 'statuses', 'allowedHosts', 'sessionCookies', 'maxBodyBytes', 'ignoreQuery', 'skip', 'clock']
+const KNOWN = ['ttl', 'vary', 'deps', 'statuses', 'allowedHosts', 'sessionCookies', 'maxBodyBytes', 'ignoreQuery', 'skip']
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9a-z-]+$/
 const COOKIE_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 const HOST_NAME = /^[a-z0-9.-]+$|^\[[0-9a-f:.]+\]$/
@@ -72,7 +70,7 @@ export function checkCache(cache: unknown, where: string): asserts cache is Tier
  */
 export function checkPageOptions(cache: TieredCache, options: PageCacheOptions, where: string): ResolvedPageOptions {
   checkKnown(options, KNOWN, where)
-  const vary = list(options.vary, 'vary', where).map((entry) => {
+  const vary = list(options.vary, 'vary', where).map((entry): { cookie: string } | { header: string } => {
     const text = typeof entry === 'string' ? entry.trim() : entry
     const lower = typeof text === 'string' ? text.toLowerCase() : text
     if (typeof lower === 'string' && lower.startsWith('cookie:') && COOKIE_NAME.test((text as string).slice(7))) {
@@ -132,7 +130,8 @@ export function checkPageOptions(cache: TieredCache, options: PageCacheOptions, 
     maxBodyBytes,
     ignoreQuery: new Set(ignoreQuery),
     skip: optionalFunction(options.skip, 'skip', where),
-    clock: optionalFunction(options.clock, 'clock', where) ?? cacheClock(cache),
+    // Age is measured on the clock the cache stores with.
+    clock: () => cache.now(),
   }
 }
 
@@ -158,10 +157,4 @@ function list(value: unknown, name: string, where: string): unknown[] {
   if (value === undefined) return []
   if (!Array.isArray(value)) throw new InvalidArgumentError(`fragcache: ${where}: ${name} must be an array; got ${describeValue(value)}`)
   return value
-}
-
-// Age must be measured on the clock the cache stores with; the core does not expose it yet (see the report).
-function cacheClock(cache: TieredCache): () => number {
-  const now = (cache as unknown as { now?: () => number }).now
-  return typeof now === 'function' ? () => now.call(cache) : Date.now
 }

@@ -11,11 +11,22 @@ export interface CapturedResponse {
 /** Why a response could not be captured whole. */
 export type TapFailure = 'too-large' | 'closed'
 
+type Callback = (error?: Error | null) => void
+
 /** The response's own methods, as they were before the tap (for replaying onto it). */
 export interface ResponseMethods {
-  writeHead: ServerResponse['writeHead']
-  write: ServerResponse['write']
-  end: ServerResponse['end']
+  writeHead(this: ServerResponse, status: number, statusMessage?: string): ServerResponse
+  write(this: ServerResponse, chunk: Buffer, callback?: Callback): boolean
+  end(this: ServerResponse, chunk?: Buffer | Callback, callback?: Callback): ServerResponse
+}
+
+/** The methods `res` writes with now. */
+export function methodsOf(res: ServerResponse): ResponseMethods {
+  return {
+    writeHead: res.writeHead as ResponseMethods['writeHead'],
+    write: res.write as ResponseMethods['write'],
+    end: res.end as ResponseMethods['end'],
+  }
 }
 
 /** A response whose output is held back until it ends. */
@@ -26,8 +37,6 @@ export interface ResponseTap {
   readonly original: ResponseMethods
 }
 
-type Callback = (error?: Error | null) => void
-
 /**
  * Holds back everything a handler writes to `res` (writeHead, write, end, in any encoding, Buffers included)
  * until it ends the response, so the whole response can be judged, stored and replayed. Past `maxBodyBytes` the
@@ -36,7 +45,7 @@ type Callback = (error?: Error | null) => void
  * The patched methods stay in place (a middleware further in may hold on to them) and forward once done.
  */
 export function tapResponse(res: ServerResponse, maxBodyBytes: number, beforeStreaming: () => void): ResponseTap {
-  const original: ResponseMethods = { writeHead: res.writeHead, write: res.write, end: res.end }
+  const original = methodsOf(res)
   const flushHeaders = res.flushHeaders
   let holding = true
   const chunks: Buffer[] = []

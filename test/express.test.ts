@@ -1,0 +1,900 @@
+import { hash } from 'node:crypto'
+import { type Server, request as httpRequest } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import express, { type Express, type NextFunction, type Request, type Response } from 'express'
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { type TieredCache, createCache, tryGetRequestScope } from '../src/index.ts'
+import { cachePage, cacheSite, invalidatePath, requestScope } from '../src/express.ts'
+import { RedisServer, eventually } from './support/redis-server.ts'
+
+/** A running app on a free loopback port. */
+interface Running {
+  url: string
+  close(): Promise<void>
+}
+
+async function listen(app: Express): Promise<Running> {
+  const server = await new Promise<Server>((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s))
+  })
+  const { port } = server.address() as AddressInfo
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
+  }
+}
+
+interface Reply {
+  status: number
+  headers: Headers
+  body: string
+  bytes: Buffer
+  cache: string | null
+}
+
+async function call(url: string, init: RequestInit = {}): Promise<Reply> {
+  const res = await fetch(url, init)
+  const bytes = Buffer.from(await res.arrayBuffer())
+  return { status: res.status, headers: res.headers, body: bytes.toString('utf8'), bytes, cache: res.headers.get('x-cache') }
+}
+
+/** A request with a Host header of our choosing (fetch always sends the real one). */
+function callWithHost(url: string, host: string): Promise<{ status: number; body: string; cache: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { headers: { host } }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (chunk: Buffer) => chunks.push(chunk))
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString(), cache: res.headers['x-cache'] as string | undefined }),
+      )
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+/** An app with the request scope in front, and a render counter per path. */
+function appWith(cache: TieredCache): { app: Express; renders: Map<string, number>; count(req: Request): number } {
+  const app = express()
+  app.use(requestScope(cache))
+  const renders = new Map<string, number>()
+  const count = (req: Request): number => {
+    const n = (renders.get(req.path) ?? 0) + 1
+    renders.set(req.path, n)
+    return n
+  }
+  return { app, renders, count }
+}
+
+function errorMessage(fn: () => unknown): string {
+  try {
+    fn()
+  } catch (error) {
+    return (error as Error).message
+  }
+  assert.unreachable('should have thrown')
+  return ''
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+const scopeSuite = suite('requestScope')
+
+scopeSuite('exports :: every middleware is a function', () => {
+  for (const fn of [requestScope, cachePage, cacheSite, invalidatePath]) assert.type(fn, 'function')
+  assert.is(requestScope(createCache()).name, 'fragcacheRequestScope')
+  assert.is(cachePage(createCache()).name, 'fragcacheCachePage')
+  assert.is(cacheSite(createCache()).name, 'fragcacheCacheSite')
+})
+
+scopeSuite('scope :: covers the async handler and a callback-style render', async () => {
+  const cache = createCache()
+  const app = express()
+  app.use(requestScope(cache))
+  app.get('/', async (_req, res) => {
+    const first = tryGetRequestScope()
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    const afterAwait = tryGetRequestScope()
+    setImmediate(() => {
+      const inCallback = tryGetRequestScope()
+      res.send(`${first !== undefined} ${first === afterAwait} ${first === inCallback}`)
+    })
+  })
+  const server = await listen(app)
+  try {
+    assert.is((await call(server.url)).body, 'true true true')
+  } finally {
+    await server.close()
+  }
+})
+
+scopeSuite('scope :: one scope per request, forceRefresh decided per request', async () => {
+  const cache = createCache()
+  const app = express()
+  app.use(requestScope(cache, { forceRefresh: (req) => req.query.refresh === '1' && req.get('x-staff') === 'yes' }))
+  const seen = new Set<object>()
+  app.get('/', (_req, res) => {
+    const scope = tryGetRequestScope()
+    if (scope) seen.add(scope)
+    res.send(String(scope?.forceRefresh))
+  })
+  const server = await listen(app)
+  try {
+    assert.is((await call(server.url)).body, 'false')
+    assert.is((await call(`${server.url}/?refresh=1`)).body, 'false')
+    assert.is((await call(`${server.url}/?refresh=1`, { headers: { 'x-staff': 'yes' } })).body, 'true')
+    assert.is(seen.size, 3)
+  } finally {
+    await server.close()
+  }
+})
+
+scopeSuite('scope :: an error in forceRefresh goes to the error handler', async () => {
+  const cache = createCache()
+  const app = express()
+  app.use(
+    requestScope(cache, {
+      forceRefresh: () => {
+        throw new Error('no staff list')
+      },
+    }),
+  )
+  app.get('/', (_req, res) => res.send('never'))
+  app.use((error: Error, _req: Request, res: Response, _next: NextFunction) => res.status(500).send(`caught: ${error.message}`))
+  const server = await listen(app)
+  try {
+    const reply = await call(server.url)
+    assert.is(reply.status, 500)
+    assert.is(reply.body, 'caught: no staff list')
+  } finally {
+    await server.close()
+  }
+})
+
+scopeSuite('options :: validated up front', () => {
+  const cache = createCache()
+  assert.is(
+    errorMessage(() => requestScope({} as TieredCache)),
+    'fragcache: requestScope needs a cache made by createCache(); got an object (Object)',
+  )
+  assert.is(
+    errorMessage(() => requestScope(cache, { force: true } as never)),
+    'fragcache: requestScope: unknown option "force"; known options are forceRefresh',
+  )
+  assert.is(
+    errorMessage(() => requestScope(cache, { forceRefresh: true } as never)),
+    'fragcache: requestScope: forceRefresh must be a function; got true',
+  )
+})
+
+scopeSuite.run()
+
+// ---------------------------------------------------------------------------------------------------------------
+const pageSuite = suite('cachePage')
+
+pageSuite('hit :: the second GET is replayed: same status, headers and body, X-Cache, Age, ETag', async () => {
+  const cache = createCache()
+  const { app, count } = appWith(cache)
+  app.get('/articles', cachePage(cache, { ttl: 300 }), (req, res) => {
+    res.set('X-Custom', 'kept').type('html').send(`<h1>articles</h1> render ${count(req)}`)
+  })
+  const server = await listen(app)
+  try {
+    const miss = await call(`${server.url}/articles`)
+    const hit = await call(`${server.url}/articles`)
+    assert.is(miss.cache, 'MISS')
+    assert.is(hit.cache, 'HIT')
+    assert.is(miss.body, '<h1>articles</h1> render 1')
+    assert.is(hit.body, '<h1>articles</h1> render 1')
+    assert.is(hit.status, 200)
+    assert.is(hit.headers.get('x-custom'), 'kept')
+    assert.is(hit.headers.get('content-type'), 'text/html; charset=utf-8')
+    assert.is(hit.headers.get('content-length'), String(miss.bytes.length))
+    assert.is(hit.headers.get('age'), '0')
+    const etag = `"${hash('sha1', miss.bytes, 'base64url')}"`
+    assert.is(miss.headers.get('etag'), etag)
+    assert.is(hit.headers.get('etag'), etag)
+  } finally {
+    await server.close()
+  }
+})
+
+pageSuite('body :: Buffers and string encodings are replayed byte for byte', async () => {
+  const cache = createCache()
+  const { app, count } = appWith(cache)
+  app.get('/bytes', cachePage(cache), (req, res) => {
+    count(req)
+    res.type('application/octet-stream')
+    res.write(Buffer.from([0xff, 0x00, 0xfe]))
+    res.write('héllo', 'latin1')
+    res.write(new Uint8Array([1, 2, 3]))
+    res.end('aGk=', 'base64')
+  })
+  const server = await listen(app)
+  try {
+    const expected = Buffer.concat([Buffer.from([0xff, 0x00, 0xfe]), Buffer.from('héllo', 'latin1'), Buffer.from([1, 2, 3]), Buffer.from('hi')])
+    const miss = await call(`${server.url}/bytes`)
+    const hit = await call(`${server.url}/bytes`)
+    assert.is(miss.cache, 'MISS')
+    assert.is(hit.cache, 'HIT')
+    assert.ok(miss.bytes.equals(expected), 'the miss sends every byte')
+    assert.ok(hit.bytes.equals(expected), 'the hit replays every byte')
+    assert.is(hit.headers.get('content-length'), String(expected.length))
+  } finally {
+    await server.close()
+  }
+})
+
+pageSuite('HEAD :: after a GET it is a hit without a body; a HEAD first stores nothing', async () => {
+  const cache = createCache()
+  const { app, renders, count } = appWith(cache)
+  app.get('/page', cachePage(cache), (req, res) => {
+    res.send(`page body ${count(req)}`)
+  })
+  app.get('/other', cachePage(cache), (req, res) => {
+    res.send(`other body ${count(req)}`)
+  })
+  const server = await listen(app)
+  try {
+    const get = await call(`${server.url}/page`)
+    const head = await call(`${server.url}/page`, { method: 'HEAD' })
+    assert.is(head.cache, 'HIT')
+    assert.is(head.body, '')
+    assert.is(head.headers.get('content-length'), String(get.bytes.length))
+    assert.is(head.headers.get('etag'), get.headers.get('etag'))
+
+    const headFirst = await call(`${server.url}/other`, { method: 'HEAD' })
+    assert.is(headFirst.cache, 'MISS')
+    const getAfter = await call(`${server.url}/other`)
+    assert.is(getAfter.cache, 'MISS', 'the HEAD stored no empty body for the GET')
+    assert.is(getAfter.body, 'other body 2')
+    const again = await call(`${server.url}/other`)
+    assert.is(again.cache, 'HIT')
+    assert.is(again.body, 'other body 2')
+    assert.is(renders.get('/page'), 1)
+  } finally {
+    await server.close()
+  }
+})
+
+pageSuite('key :: query parameter order does not matter, values do; ignoreQuery leaves names out', async () => {
+  const cache = createCache()
+  const { app, count } = appWith(cache)
+  app.get('/q', cachePage(cache, { ignoreQuery: ['utm_source'] }), (req, res) => {
+    res.send(`a=${String(req.query.a)} b=${String(req.query.b)} #${count(req)}`)
+  })
+  const server = await listen(app)
+  try {
+    assert.is((await call(`${server.url}/q?b=2&a=1`)).body, 'a=1 b=2 #1')
+    const reordered = await call(`${server.url}/q?a=1&b=2`)
+    assert.is(reordered.cache, 'HIT')
+    assert.is(reordered.body, 'a=1 b=2 #1')
+    assert.is((await call(`${server.url}/q?a=1&b=2&utm_source=mail`)).cache, 'HIT')
+    const other = await call(`${server.url}/q?a=1&b=3`)
+    assert.is(other.cache, 'MISS')
+    assert.is(other.body, 'a=1 b=3 #2')
+  } finally {
+    await server.close()
+  }
+})
+
+pageSuite('vary :: one entry per Accept-Language, and the response says Vary', async () => {
+  const cache = createCache()
+  const { app, count } = appWith(cache)
+  app.get('/hello', cachePage(cache, { vary: ['accept-language'] }), (req, res) => {
+    res.send(`${req.get('accept-language') === 'fr' ? 'bonjour' : 'hello'} #${count(req)}`)
+  })
+  const server = await listen(app)
+  try {
+    const en = await call(`${server.url}/hello`, { headers: { 'accept-language': 'en' } })
+    const fr = await call(`${server.url}/hello`, { headers: { 'accept-language': 'fr' } })
+    const enAgain = await call(`${server.url}/hello`, { headers: { 'accept-language': 'en' } })
+    const frAgain = await call(`${server.url}/hello`, { headers: { 'accept-language': 'fr' } })
+    assert.equal([en.cache, fr.cache, enAgain.cache, frAgain.cache], ['MISS', 'MISS', 'HIT', 'HIT'])
+    assert.equal([en.body, fr.body, enAgain.body, frAgain.body], ['hello #1', 'bonjour #2', 'hello #1', 'bonjour #2'])
+    assert.is(enAgain.headers.get('vary'), 'accept-language')
+  } finally {
+    await server.close()
+  }
+})
+
+pageSuite('vary :: on a cookie; a session cookie varied on explicitly is cached per session', async () => {
+  const cache = createCache()
+  const { app, count } = appWith(cache)
+  app.get('/lang', cachePage(cache, { vary: ['cookie:lang'] }), (req, res) => {
+    res.send(`${/lang=fr/.test(req.get('cookie') ?? '') ? 'fr' : 'en'} #${count(req)}`)
+  })
+  app.get('/mine', cachePage(cache, { vary: ['cookie:sid'], sessionCookies: ['sid'] }), (req, res) => {
+    res.send(`for ${req.get('cookie')} #${count(req)}`)
+  })
+  const server = await listen(app)
+  try {
+    const fr = await call(`${server.url}/lang`, { headers: { cookie: 'lang=fr; theme=dark' } })
+    const frAgain = await call(`${server.url}/lang`, { headers: { cookie: 'theme=light; lang=fr' } })
+    const en = await call(`${server.url}/lang`, { headers: { cookie: 'lang=en' } })
+    assert.equal([fr.cache, frAgain.cache, en.cache], ['MISS', 'HIT', 'MISS'])
+    assert.equal([fr.body, frAgain.body, en.body], ['fr #1', 'fr #1', 'en #2'])
+    assert.is(en.headers.get('vary'), 'cookie')
+
+    const a = await call(`${server.url}/mine`, { headers: { cookie: 'sid=a' } })
+    const b = await call(`${server.url}/mine`, { headers: { cookie: 'sid=b' } })
+    const a2 = await call(`${server.url}/mine`, { headers: { cookie: 'sid=a' } })
+    assert.equal([a.cache, b.cache, a2.cache], ['MISS', 'MISS', 'HIT'])
+    assert.equal([a.body, b.body, a2.body], ['for sid=a #1', 'for sid=b #2', 'for sid=a #1'])
+  } finally {
+    await server.close()
+  }
+})
+
+pageSuite('host :: a host in allowedHosts is part of the key; a forged one bypasses and poisons nothing', async () => {
+  const cache = createCache()
+  const { app, count } = appWith(cache)
+  app.get('/canonical', cachePage(cache, { allowedHosts: ['good.test', 'fr.good.test'] }), (req, res) => {
+    res.send(`<link rel="canonical" href="http://${req.hostname}/canonical"> #${count(req)}`)
+  })
+  const server = await listen(app)
+  try {
+    const url = `${server.url}/canonical`
+    const good = await callWithHost(url, 'good.test')
+    const forged = await callWithHost(url, 'evil.test')
+    const forgedAgain = await callWithHost(url, 'evil.test')
+    const goodAgain = await callWithHost(url, 'good.test')
+    const fr = await callWithHost(url, 'fr.good.test:8080')
+    assert.equal([good.cache, forged.cache, forgedAgain.cache, goodAgain.cache, fr.cache], ['MISS', 'BYPASS', 'BYPASS', 'HIT', 'MISS'])
+    assert.is(goodAgain.body, '<link rel="canonical" href="http://good.test/canonical"> #1')
+    assert.is(forged.body, '<link rel="canonical" href="http://evil.test/canonical"> #2')
+    assert.is(fr.body, '<link rel="canonical" href="http://fr.good.test/canonical"> #4')
+  } finally {
+    await server.close()
+  }
+})
+
+pageSuite('host :: without allowedHosts the host is not part of the key', async () => {
+  const cache = createCache()
+  const { app, count } = appWith(cache)
+  app.get('/plain', cachePage(cache), (req, res) => {
+    res.send(`plain #${count(req)}`)
+  })
+  const server = await listen(app)
+  try {
+    const a = await callWithHost(`${server.url}/plain`, 'a.test')
+    const b = await callWithHost(`${server.url}/plain`, 'b.test')
+    assert.equal([a.cache, b.cache], ['MISS', 'HIT'])
+    assert.is(b.body, 'plain #1')
+  } finally {
+    await server.close()
+  }
+})
+
+pageSuite('not stored :: a response that sets a cookie', async () => {
+  const cache = createCache()
+  const { app, count } = appWith(cache)
+  app.get('/cookie', cachePage(cache), (req, res) => {
+    res.cookie('visited', 'yes').send(`cookie #${count(req)}`)
+  })
+  app.get('/cookie-same', cachePage(cache), (_req, res) => {
+    res.cookie('visited', 'yes').send('same')
+  })
+  const server = await listen(app)
+  try {
+    const first = await call(`${server.url}/cookie`)
+    const second = await call(`${server.url}/cookie`)
+    assert.equal([first.cache, second.cache], ['BYPASS', 'BYPASS'])
+    assert.equal([first.body, second.body], ['cookie #1', 'cookie #2'])
+    assert.is(second.headers.get('set-cookie'), 'visited=yes; Path=/')
+    assert.ok(second.headers.get('etag')?.startsWith('W/'), "Express's own ETag, not the page cache's")
+    const same = await call(`${server.url}/cookie-same`)
+    const conditional = await call(`${server.url}/cookie-same`, { headers: { 'if-none-match': same.headers.get('etag') ?? '' } })
+    assert.equal([conditional.status, conditional.cache], [304, 'BYPASS'])
+  } finally {
+    await server.close()
+  }
+})
+
+pageSuite('not stored :: Cache-Control private or no-store, and statuses not configured', async () => {
+  const cache = createCache()
+  const { app, count } = appWith(cache)
+  app.get('/private', cachePage(cache), (req, res) => {
+    res.set('Cache-Control', 'private, max-age=60').send(`private #${count(req)}`)
+  })
+  app.get('/no-store', cachePage(cache), (req, res) => {
+    res.set('Cache-Control', 'no-store').send(`no-store #${count(req)}`)
+  })
+  app.get('/missing', cachePage(cache), (req, res) => {
+    res.status(404).send(`missing #${count(req)}`)
+  })
+  app.get('/gone', cachePage(cache, { statuses: [200, 410] }), (req, res) => {
+    res.status(410).send(`gone #${count(req)}`)
+  })
+  const server = await listen(app)
+  try {
+    for (const path of ['/private', '/no-store', '/missing']) {
+      const first = await call(`${server.url}${path}`)
+      const second = await call(`${server.url}${path}`)
+      assert.equal([first.cache, second.cache], ['BYPASS', 'BYPASS'], path)
+      assert.is(second.body, `${path.slice(1)} #2`)
+    }
+    const missing = await call(`${server.url}/missing`)
+    assert.is(missing.status, 404)
+    const gone = await call(`${server.url}/gone`)
+    const goneAgain = await call(`${server.url}/gone`)
+    assert.equal([gone.cache, goneAgain.cache], ['MISS', 'HIT'])
+    assert.equal([goneAgain.status, goneAgain.body], [410, 'gone #1'])
+  } finally {
+    await server.close()
+  }
+})
+
+pageSuite('bypass :: an Authorization header, a session cookie, a POST; none of them sees a stored page', async () => {
+  const cache = createCache()
+  const { app, count } = appWith(cache)
+  const handler = (req: Request, res: Response): void => {
+    res.send(`${req.get('authorization') ?? req.get('cookie') ?? 'anonymous'} #${count(req)}`)
+  }
+  app.get('/dash', cachePage(cache, { sessionCookies: ['sid'] }), handler)
+  app.post('/dash', cachePage(cache, { sessionCookies: ['sid'] }), handler)
+  const server = await listen(app)
+  try {
+    const url = `${server.url}/dash`
+    assert.is((await call(url)).body, 'anonymous #1')
+    assert.is((await call(url)).cache, 'HIT')
+    const auth = await call(url, { headers: { authorization: 'Bearer alice' } })
+    assert.equal([auth.cache, auth.body], ['BYPASS', 'Bearer alice #2'])
+    const session = await call(url, { headers: { cookie: 'theme=dark; sid=alice' } })
+    assert.equal([session.cache, session.body], ['BYPASS', 'theme=dark; sid=alice #3'])
+    const harmless = await call(url, { headers: { cookie: 'theme=dark' } })
+    assert.equal([harmless.cache, harmless.body], ['HIT', 'anonymous #1'])
+    const post = await call(url, { method: 'POST' })
+    assert.equal([post.cache, post.body], ['BYPASS', 'anonymous #4'])
+    assert.is(post.headers.get('server-timing'), 'cache;desc=bypass')
+  } finally {
+    await server.close()
+  }
+})
+
+pageSuite('limit :: a body larger than maxBodyBytes streams through and is not stored', async () => {
+  const cache = createCache()
+  const { app, count } = appWith(cache)
+  app.get('/big', cachePage(cache, { maxBodyBytes: 10 }), async (req, res) => {
+    const n = count(req)
+    res.type('text')
+    for (const part of ['aaaaaaaa', 'bbbbbbbb', 'cccccccc']) {
+      res.write(part)
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    res.end(`#${n}`)
+  })
+  app.get('/small', cachePage(cache, { maxBodyBytes: 10 }), (req, res) => {
+    res.send(`small #${count(req)}`)
+  })
+  const server = await listen(app)
+  try {
+    const first = await call(`${server.url}/big`)
+    const second = await call(`${server.url}/big`)
+    assert.equal([first.cache, second.cache], ['BYPASS', 'BYPASS'])
+    assert.equal([first.body, second.body], ['aaaaaaaabbbbbbbbcccccccc#1', 'aaaaaaaabbbbbbbbcccccccc#2'])
+    assert.is((await call(`${server.url}/small`)).cache, 'MISS')
+    assert.is((await call(`${server.url}/small`)).cache, 'HIT')
+  } finally {
+    await server.close()
+  }
+})
+
+pageSuite('conditional :: a matching If-None-Match gets a 304, on a hit and on a miss', async () => {
+  const cache = createCache()
+  const { app, count } = appWith(cache)
+  app.get('/etag', cachePage(cache), (req, res) => {
+    count(req)
+    res.type('html').send('<p>stable</p>')
+  })
+  const server = await listen(app)
+  try {
+    const etag = `"${hash('sha1', '<p>stable</p>', 'base64url')}"`
+    const onMiss = await call(`${server.url}/etag`, { headers: { 'if-none-match': etag } })
+    assert.equal([onMiss.status, onMiss.cache, onMiss.body], [304, 'MISS', ''])
+    assert.is(onMiss.headers.get('etag'), etag)
+    const onHit = await call(`${server.url}/etag`, { headers: { 'if-none-match': `"other", W/${etag}` } })
+    assert.equal([onHit.status, onHit.cache, onHit.body], [304, 'HIT', ''])
+    assert.is(onHit.headers.get('content-type'), null)
+    const stale = await call(`${server.url}/etag`, { headers: { 'if-none-match': '"other"' } })
+    assert.equal([stale.status, stale.cache, stale.body], [200, 'HIT', '<p>stable</p>'])
+    const full = await call(`${server.url}/etag`)
+    assert.equal([full.status, full.body], [200, '<p>stable</p>'])
+  } finally {
+    await server.close()
+  }
+})
+
+pageSuite('time :: Age counts seconds since stored on the cache clock; the TTL ends the entry', async () => {
+  let now = 1_700_000_000_000
+  const clock = (): number => now
+  const cache = createCache({ clock, earlyRefresh: 0 })
+  const { app, count } = appWith(cache)
+  app.get('/timed', cachePage(cache, { ttl: 60 }), (req, res) => {
+    res.send(`timed #${count(req)}`)
+  })
+  const server = await listen(app)
+  try {
+    assert.is((await call(`${server.url}/timed`)).headers.get('age'), '0')
+    now += 42_500
+    const aged = await call(`${server.url}/timed`)
+    assert.equal([aged.cache, aged.headers.get('age'), aged.body], ['HIT', '42', 'timed #1'])
+    now += 18_000
+    const expired = await call(`${server.url}/timed`)
+    assert.equal([expired.cache, expired.headers.get('age'), expired.body], ['MISS', '0', 'timed #2'])
+  } finally {
+    await server.close()
+  }
+})
+
+pageSuite('timing :: Server-Timing tells the lookup and the render apart', async () => {
+  const cache = createCache()
+  const { app } = appWith(cache)
+  app.get('/timing', cachePage(cache), (_req, res) => {
+    res.set('Server-Timing', 'db;dur=1').send('timed')
+  })
+  const server = await listen(app)
+  try {
+    const miss = await call(`${server.url}/timing`)
+    const hit = await call(`${server.url}/timing`)
+    assert.match(miss.headers.get('server-timing') ?? '', /^db;dur=1, cache;desc=miss;dur=\d+\.\d\d, render;dur=\d+\.\d\d$/)
+    assert.match(hit.headers.get('server-timing') ?? '', /^cache;desc=hit;dur=\d+\.\d\d$/)
+  } finally {
+    await server.close()
+  }
+})
+
+pageSuite('deps :: a fragment rendered into the page records its deps; a bump invalidates the page', async () => {
+  const cache = createCache()
+  const { app, count } = appWith(cache)
+  let edits = 0
+  app.get('/article/1', cachePage(cache), async (req, res) => {
+    const body = await cache.getOrSet('article-body:1', () => `body v${edits}`, { deps: ['article:1'] })
+    res.send(`${body} page #${count(req)}`)
+  })
+  const server = await listen(app)
+  try {
+    assert.is((await call(`${server.url}/article/1`)).body, 'body v0 page #1')
+    assert.is((await call(`${server.url}/article/1`)).cache, 'HIT')
+    edits += 1
+    await cache.versions.bump('article:1')
+    const after = await call(`${server.url}/article/1`)
+    assert.equal([after.cache, after.body], ['MISS', 'body v1 page #2'])
+    assert.is((await call(`${server.url}/article/1`)).cache, 'HIT')
+  } finally {
+    await server.close()
+  }
+})
+
+pageSuite('deps :: the deps option adds tags of its own', async () => {
+  const cache = createCache()
+  const { app, count } = appWith(cache)
+  app.get('/categories', cachePage(cache, { deps: () => ['category'] }), (req, res) => {
+    res.send(`categories #${count(req)}`)
+  })
+  const server = await listen(app)
+  try {
+    await call(`${server.url}/categories`)
+    assert.is((await call(`${server.url}/categories`)).cache, 'HIT')
+    await cache.versions.bump('category')
+    assert.equal((await call(`${server.url}/categories`)).body, 'categories #2')
+  } finally {
+    await server.close()
+  }
+})
+
+pageSuite('forceRefresh :: a staff refresh re-renders the page and its fragments and stores them', async () => {
+  const cache = createCache()
+  const app = express()
+  app.use(requestScope(cache, { forceRefresh: (req) => req.query.refresh === '1' && req.get('x-staff') === 'yes' }))
+  let renders = 0
+  let fragments = 0
+  app.get('/front', cachePage(cache, { ignoreQuery: ['refresh'] }), async (_req, res) => {
+    renders += 1
+    const sidebar = await cache.getOrSet('sidebar', () => `sidebar ${++fragments}`)
+    res.send(`front #${renders}, ${sidebar}`)
+  })
+  const server = await listen(app)
+  try {
+    assert.is((await call(`${server.url}/front`)).body, 'front #1, sidebar 1')
+    const notStaff = await call(`${server.url}/front?refresh=1`)
+    assert.equal([notStaff.cache, notStaff.body], ['HIT', 'front #1, sidebar 1'])
+    const staff = await call(`${server.url}/front?refresh=1`, { headers: { 'x-staff': 'yes' } })
+    assert.equal([staff.cache, staff.body], ['MISS', 'front #2, sidebar 2'])
+    const everyone = await call(`${server.url}/front`)
+    assert.equal([everyone.cache, everyone.body], ['HIT', 'front #2, sidebar 2'])
+  } finally {
+    await server.close()
+  }
+})
+
+pageSuite('single flight :: identical requests during a render wait for it and share it', async () => {
+  const cache = createCache()
+  const app = express()
+  let arrived = 0
+  app.use((_req, _res, next) => {
+    arrived += 1
+    next()
+  })
+  app.use(requestScope(cache))
+  let renders = 0
+  let release: () => void = () => {}
+  const gate = new Promise<void>((resolve) => (release = resolve))
+  app.get('/slow', cachePage(cache), async (_req, res) => {
+    renders += 1
+    await gate
+    res.send(`slow #${renders}`)
+  })
+  const server = await listen(app)
+  try {
+    const replies = Array.from({ length: 5 }, () => call(`${server.url}/slow`))
+    await eventually(() => arrived === 5, 5000, 'five requests to arrive')
+    await new Promise((resolve) => setImmediate(resolve))
+    release()
+    const done = await Promise.all(replies)
+    assert.is(renders, 1)
+    assert.equal(
+      done.map((r) => r.body),
+      Array(5).fill('slow #1'),
+    )
+    assert.equal(done.map((r) => r.cache).sort(), ['HIT', 'HIT', 'HIT', 'HIT', 'MISS'])
+  } finally {
+    await server.close()
+  }
+})
+
+pageSuite('errors :: a handler error reaches the error handler, and nothing is stored', async () => {
+  const cache = createCache()
+  const { app, count } = appWith(cache)
+  app.get('/broken', cachePage(cache), async (req) => {
+    throw new Error(`template exploded #${count(req)}`)
+  })
+  app.use((error: Error, _req: Request, res: Response, _next: NextFunction) => res.status(500).send(`error page: ${error.message}`))
+  const server = await listen(app)
+  try {
+    const first = await call(`${server.url}/broken`)
+    const second = await call(`${server.url}/broken`)
+    assert.equal([first.status, first.cache, first.body], [500, 'BYPASS', 'error page: template exploded #1'])
+    assert.equal([second.status, second.body], [500, 'error page: template exploded #2'])
+  } finally {
+    await server.close()
+  }
+})
+
+pageSuite('errors :: an invalid deps tag goes to the error handler before the view runs', async () => {
+  const cache = createCache()
+  const app = express()
+  let ran = false
+  app.get('/bad-deps', cachePage(cache, { deps: () => ['has space'] }), (_req, res) => {
+    ran = true
+    res.send('never')
+  })
+  app.use((error: Error, _req: Request, res: Response, _next: NextFunction) => res.status(500).send(error.message))
+  const server = await listen(app)
+  try {
+    const reply = await call(`${server.url}/bad-deps`)
+    assert.is(reply.status, 500)
+    assert.is(
+      reply.body,
+      'fragcache: getOrSet deps: a tag must be a non-empty string of at most 200 characters without whitespace; got "has space"',
+    )
+    assert.is(ran, false)
+  } finally {
+    await server.close()
+  }
+})
+
+pageSuite('options :: validated up front with exact messages', () => {
+  const cache = createCache()
+  assert.is(
+    errorMessage(() => cachePage(undefined as unknown as TieredCache)),
+    'fragcache: cachePage needs a cache made by createCache(); got undefined',
+  )
+  assert.is(
+    errorMessage(() => cachePage(cache, { tll: 5 } as never)),
+    'fragcache: cachePage: unknown option "tll"; known options are ttl, vary, deps, statuses, allowedHosts, sessionCookies, maxBodyBytes, ignoreQuery, skip',
+  )
+  assert.is(errorMessage(() => cachePage(cache, { ttl: '60' as never })), 'fragcache: cachePage: ttl must be a number of seconds or null; got "60"')
+  assert.is(
+    errorMessage(() => cachePage(cache, { vary: ['accept language'] })),
+    'fragcache: cachePage: vary entries must be header names ("accept-language") or "cookie:NAME"; got "accept language"',
+  )
+  assert.is(
+    errorMessage(() => cacheSite(cache, { statuses: [304] })),
+    'fragcache: cacheSite: statuses must be HTTP status codes from 200 to 599 other than 206 and 304; got 304',
+  )
+  assert.is(
+    errorMessage(() => cachePage(cache, { allowedHosts: ['good.test:8080'] })),
+    'fragcache: cachePage: allowedHosts must be host names without a port; got "good.test:8080"',
+  )
+  assert.is(errorMessage(() => cachePage(cache, { maxBodyBytes: 0 })), 'fragcache: cachePage: maxBodyBytes must be a positive integer; got 0')
+  assert.is(errorMessage(() => cachePage(cache, { deps: ['article'] as never })), 'fragcache: cachePage: deps must be a function; got an array')
+  assert.is(errorMessage(() => cachePage(cache, { sessionCookies: 'sid' as never })), 'fragcache: cachePage: sessionCookies must be an array; got "sid"')
+})
+
+pageSuite.run()
+
+// ---------------------------------------------------------------------------------------------------------------
+const siteSuite = suite('cacheSite')
+
+siteSuite('site :: anonymous GETs of every route are cached; a nested cachePage caches once', async () => {
+  const cache = createCache()
+  const app = express()
+  app.use(requestScope(cache))
+  app.use(cacheSite(cache, { ttl: 60, skip: (req) => req.path.startsWith('/admin') }))
+  let renders = 0
+  app.get('/about', (_req, res) => {
+    res.send(`about #${++renders}`)
+  })
+  app.get('/nested', cachePage(cache, { ttl: 10 }), (_req, res) => {
+    res.send(`nested #${++renders}`)
+  })
+  app.get('/admin', (_req, res) => {
+    res.send(`admin #${++renders}`)
+  })
+  const server = await listen(app)
+  try {
+    assert.equal([(await call(`${server.url}/about`)).cache, (await call(`${server.url}/about`)).cache], ['MISS', 'HIT'])
+    const nested = [await call(`${server.url}/nested`), await call(`${server.url}/nested`)]
+    assert.equal(
+      nested.map((r) => [r.cache, r.body]),
+      [
+        ['MISS', 'nested #2'],
+        ['HIT', 'nested #2'],
+      ],
+    )
+    const admin = [await call(`${server.url}/admin`), await call(`${server.url}/admin`)]
+    assert.equal(
+      admin.map((r) => [r.cache, r.body]),
+      [
+        ['BYPASS', 'admin #3'],
+        ['BYPASS', 'admin #4'],
+      ],
+    )
+    const signedIn = await call(`${server.url}/about`, { headers: { cookie: 'connect.sid=s%3Aabc' } })
+    assert.equal([signedIn.cache, signedIn.body], ['BYPASS', 'about #5'])
+    const notFound = await call(`${server.url}/nowhere`)
+    assert.equal([notFound.status, notFound.cache], [404, 'BYPASS'])
+  } finally {
+    await server.close()
+  }
+})
+
+siteSuite.run()
+
+// ---------------------------------------------------------------------------------------------------------------
+const invalidateSuite = suite('invalidatePath')
+
+function pathApp(cache: TieredCache): { app: Express; renders: Map<string, number> } {
+  const { app, renders, count } = appWith(cache)
+  app.use(cacheSite(cache))
+  app.get('/{*rest}', (req, res) => {
+    res.send(`${req.path} #${count(req)}`)
+  })
+  return { app, renders }
+}
+
+invalidateSuite('prefix :: clears every page under it, by whole path segments only', async () => {
+  const cache = createCache()
+  const { app } = pathApp(cache)
+  const server = await listen(app)
+  const states = async (...paths: string[]): Promise<(string | null)[]> =>
+    Promise.all(paths.map(async (path) => (await call(`${server.url}${path}`)).cache))
+  try {
+    const pages = ['/a/1', '/a/2', '/a/10', '/a', '/b/1']
+    await states(...pages)
+    assert.equal(await states(...pages), ['HIT', 'HIT', 'HIT', 'HIT', 'HIT'])
+    await invalidatePath(cache, '/a/1')
+    assert.equal(await states(...pages), ['MISS', 'HIT', 'HIT', 'HIT', 'HIT'])
+    await invalidatePath(cache, '/a')
+    assert.equal(await states(...pages), ['MISS', 'MISS', 'MISS', 'MISS', 'HIT'])
+    await invalidatePath(cache, ['/A/', '/b/'])
+    assert.equal(await states(...pages), ['MISS', 'MISS', 'MISS', 'MISS', 'MISS'])
+    await invalidatePath(cache, '/')
+    assert.equal(await states(...pages), ['MISS', 'MISS', 'MISS', 'MISS', 'MISS'])
+    assert.equal(await states(...pages), ['HIT', 'HIT', 'HIT', 'HIT', 'HIT'])
+  } finally {
+    await server.close()
+  }
+})
+
+invalidateSuite('prefix :: percent-encoding and non-ASCII spellings are one path', async () => {
+  const cache = createCache()
+  const { app } = pathApp(cache)
+  const server = await listen(app)
+  try {
+    await call(`${server.url}/caf%C3%A9/menu`)
+    assert.is((await call(`${server.url}/caf%C3%A9/menu`)).cache, 'HIT')
+    await invalidatePath(cache, '/café')
+    assert.is((await call(`${server.url}/caf%C3%A9/menu`)).cache, 'MISS')
+  } finally {
+    await server.close()
+  }
+})
+
+invalidateSuite('prefix :: validated', async () => {
+  const cache = createCache()
+  for (const bad of ['a/1', '/a?page=2', 42]) {
+    try {
+      await invalidatePath(cache, bad as string)
+      assert.unreachable('should have thrown')
+    } catch (error) {
+      assert.is(
+        (error as Error).message,
+        `fragcache: invalidatePath: a path prefix must be a string starting with "/", without "?" or "#"; got ${JSON.stringify(bad)}`,
+      )
+    }
+  }
+})
+
+invalidateSuite.run()
+
+// ---------------------------------------------------------------------------------------------------------------
+const redisSuite = suite('cachePage with Redis')
+let redis: RedisServer
+const caches: TieredCache[] = []
+
+redisSuite.before(async () => {
+  redis = await RedisServer.start()
+})
+
+redisSuite.after(async () => {
+  await Promise.all(caches.map((c) => c.close()))
+  await redis.stop()
+})
+
+async function redisCache(prefix: string): Promise<TieredCache> {
+  const cache = createCache({ redis: redis.url, prefix, logger: { warn: () => {}, error: () => {} } })
+  caches.push(cache)
+  await cache.ready()
+  return cache
+}
+
+redisSuite('cross-process :: invalidatePath from another cache instance clears the pages of this one', async () => {
+  const web = await redisCache('xp')
+  const worker = await redisCache('xp')
+  const { app } = pathApp(web)
+  const server = await listen(app)
+  try {
+    for (const path of ['/t/5/bracket', '/t/6/bracket']) await call(`${server.url}${path}`)
+    assert.is((await call(`${server.url}/t/5/bracket`)).cache, 'HIT')
+    await invalidatePath(worker, '/t/5/')
+    await eventually(async () => (await call(`${server.url}/t/5/bracket`)).cache === 'MISS', 5000, 'the page to be invalidated')
+    assert.is((await call(`${server.url}/t/6/bracket`)).cache, 'HIT')
+    // the page stored by one process is served by the other
+    const { app: otherApp } = pathApp(worker)
+    const other = await listen(otherApp)
+    try {
+      const shared = await call(`${other.url}/t/6/bracket`)
+      assert.equal([shared.cache, shared.body], ['HIT', '/t/6/bracket #1'])
+    } finally {
+      await other.close()
+    }
+  } finally {
+    await server.close()
+  }
+})
+
+redisSuite('outage :: pages still render when Redis stops', async () => {
+  const cache = await redisCache('outage')
+  const { app } = pathApp(cache)
+  const server = await listen(app)
+  try {
+    assert.is((await call(`${server.url}/down/1`)).cache, 'MISS')
+    await redis.stop()
+    const cached = await call(`${server.url}/down/1`)
+    assert.equal([cached.status, cached.body], [200, '/down/1 #1'])
+    const fresh = await call(`${server.url}/down/2`)
+    assert.equal([fresh.status, fresh.body], [200, '/down/2 #1'])
+    const again = await call(`${server.url}/down/2`)
+    assert.is(again.status, 200)
+  } finally {
+    await server.close()
+  }
+})
+
+redisSuite.run()
