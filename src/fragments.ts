@@ -55,6 +55,8 @@ const TAG_PATTERN = /^\S{1,200}$/
 export class FragmentCache {
   readonly cache: TieredCache
   readonly #counts = new Map<string, FragmentCounts>()
+  /** Keys already built for fragments whose inputs are plain values: hashing costs more than a tag hit itself. */
+  readonly #keys = new Map<string, string>()
 
   constructor(cache: TieredCache) {
     this.cache = cache
@@ -79,13 +81,7 @@ export class FragmentCache {
       )
     }
     const deps = checkDeps(call.deps, name, template, line)
-    let key: string
-    try {
-      key = this.cache.keys.build('frag', name, [call.digest, ...call.inputs])
-    } catch (error) {
-      throw new TemplateTagError(template, line, `fragcache: fragment "${name}" cannot vary by its inputs: ${describe(error)}`)
-    }
-    return { name, key, ttl, deps, template, line }
+    return { name, key: this.#key(name, call), ttl, deps, template, line }
   }
 
   /**
@@ -133,6 +129,24 @@ export class FragmentCache {
     return new Map([...this.#counts].map(([name, c]) => [name, { ...c }]))
   }
 
+  #key(name: string, call: FragmentCall): string {
+    // JSON keeps 1 and "1" apart; only plain values are memoized, so the signature is exact.
+    const signature = call.inputs.every(isPlain) ? JSON.stringify([name, call.digest, call.inputs]) : undefined
+    const known = signature === undefined ? undefined : this.#keys.get(signature)
+    if (known !== undefined) return known
+    let key: string
+    try {
+      key = this.cache.keys.build('frag', name, [call.digest, ...call.inputs])
+    } catch (error) {
+      throw new TemplateTagError(call.template, call.line, `fragcache: fragment "${name}" cannot vary by its inputs: ${describe(error)}`)
+    }
+    if (signature !== undefined) {
+      if (this.#keys.size >= 10_000) this.#keys.clear()
+      this.#keys.set(signature, key)
+    }
+    return key
+  }
+
   #count(name: string): FragmentCounts {
     let counts = this.#counts.get(name)
     if (counts === undefined) this.#counts.set(name, (counts = { hits: 0, misses: 0 }))
@@ -149,6 +163,10 @@ export class FragmentCache {
  */
 export function sourceDigest(source: string): string {
   return hash('sha1', source, 'base64url').slice(0, 16)
+}
+
+function isPlain(value: unknown): boolean {
+  return value === null || typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value))
 }
 
 function checkDeps(deps: unknown, name: string, template: string, line: number): readonly string[] {

@@ -1,0 +1,530 @@
+import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { promisify } from 'node:util'
+import nunjucks from 'nunjucks'
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { FragmentCacheExtension } from '../../extensions/nunjucks.ts'
+import { FragmentCache } from '../../src/fragments.ts'
+import { type CacheOptions, type TieredCache, createCache, runInRequestScope } from '../../src/index.ts'
+import { RedisServer } from '../support/redis-server.ts'
+
+// ─── helpers ──────────────────────────────────────────────────────────────────────────────────────────────
+
+const FIXTURES = resolve('fixtures/nunjucks')
+const SITE = JSON.parse(readFileSync('fixtures/data/site.json', 'utf8')) as Site
+const quiet = { warn: () => {}, error: () => {} }
+
+interface Article {
+  id: number
+  title: string
+  author: string
+  category: string
+  body: string
+}
+interface Site {
+  lang: string
+  user: { id: number; name: string }
+  otherUser: { id: number; name: string }
+  articles: Article[]
+  categories: { slug: string; name: string }[]
+}
+
+function expected(page: string): string {
+  return readFileSync(`fixtures/expected/${page}.html`, 'utf8')
+}
+
+function fixturePath(name: string): string {
+  return resolve(FIXTURES, name)
+}
+
+/** Counts `probe("name")` calls: a body that did not run did not call its probe. */
+class Probes {
+  readonly calls = new Map<string, number>()
+  readonly fn = (name: string): string => {
+    this.calls.set(name, (this.calls.get(name) ?? 0) + 1)
+    return ''
+  }
+  count(name: string): number {
+    return this.calls.get(name) ?? 0
+  }
+  snapshot(): Record<string, number> {
+    return Object.fromEntries([...this.calls].sort(([a], [b]) => a.localeCompare(b)))
+  }
+}
+
+interface Harness {
+  cache: TieredCache
+  extension: FragmentCacheExtension
+  env: nunjucks.Environment
+  probes: Probes
+  /** A fresh copy of the fixture data, with the probe. */
+  data(overrides?: Partial<Site>): Record<string, unknown>
+  render(name: string, context?: Record<string, unknown>): Promise<string>
+  renderString(source: string, context?: Record<string, unknown>): Promise<string>
+}
+
+function harness(options: CacheOptions = {}, loader?: nunjucks.ILoader): Harness {
+  const cache = createCache({ logger: quiet, earlyRefresh: 0, ...options })
+  const extension = new FragmentCacheExtension(cache)
+  const env = new nunjucks.Environment(loader ?? new nunjucks.FileSystemLoader(FIXTURES), { autoescape: true })
+  env.addExtension('FragmentCache', extension)
+  const probes = new Probes()
+  const h: Harness = {
+    cache,
+    extension,
+    env,
+    probes,
+    data: (overrides = {}) => ({ ...structuredClone(SITE), ...overrides, probe: probes.fn }),
+    render: (name, context = h.data()) =>
+      new Promise((ok, fail) => env.render(name, context, (err, html) => (err ? fail(err) : ok(html as string)))),
+    renderString: (source, context = h.data()) =>
+      new Promise((ok, fail) => env.renderString(source, context, (err, html) => (err ? fail(err) : ok(html as string)))),
+  }
+  return h
+}
+
+async function renderError(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise
+  } catch (error) {
+    return (error as Error).message
+  }
+  assert.unreachable('the render should have failed')
+  return ''
+}
+
+function syncRenderError(render: () => unknown): string {
+  try {
+    render()
+  } catch (error) {
+    return (error as Error).message
+  }
+  assert.unreachable('the render should have failed')
+  return ''
+}
+
+/** An in-memory loader whose sources the test can edit (templates are recompiled on every render). */
+class EditableLoader extends nunjucks.Loader implements nunjucks.ILoader {
+  constructor(readonly sources: Map<string, string>) {
+    super()
+  }
+  getSource(name: string): nunjucks.LoaderSource {
+    const src = this.sources.get(name)
+    if (src === undefined) throw new Error(`no template ${name}`)
+    return { src, path: name, noCache: true }
+  }
+}
+
+const TEASER_PROBES = 50
+
+// ─── rendering and hits ───────────────────────────────────────────────────────────────────────────────────
+
+const render = suite('nunjucks :: render')
+
+render('exports FragmentCacheExtension', () => {
+  assert.type(FragmentCacheExtension, 'function')
+  const h = harness()
+  assert.equal(h.extension.tags, ['cache'])
+  assert.instance(h.extension.fragments, FragmentCache)
+  const shared = new FragmentCache(h.cache)
+  assert.is(new FragmentCacheExtension(shared).fragments, shared)
+})
+
+render('page :: miss renders the whole page, then a hit runs no body', async () => {
+  const h = harness()
+  assert.is(await h.render('page.njk'), expected('page'))
+  assert.equal(h.probes.snapshot(), { article_list: 1, article_teaser: TEASER_PROBES, sidebar: 1 })
+  assert.is(await h.render('page.njk'), expected('page'))
+  assert.equal(h.probes.snapshot(), { article_list: 1, article_teaser: TEASER_PROBES, sidebar: 1 })
+  assert.equal(h.extension.fragments.counts().get('sidebar'), { hits: 1, misses: 1 })
+  assert.equal(h.extension.fragments.counts().get('article_teaser'), { hits: 0, misses: 50 })
+})
+
+render('page :: a changed input is another fragment; unchanged inputs still hit', async () => {
+  const h = harness()
+  await h.render('page.njk')
+  const french = await h.render('page.njk', h.data({ lang: 'fr' }))
+  assert.is(french, expected('page').replace('<html lang="en">', '<html lang="fr">'))
+  // sidebar and article_list vary by lang; the teasers only by article id
+  assert.equal(h.probes.snapshot(), { article_list: 2, article_teaser: TEASER_PROBES, sidebar: 2 })
+})
+
+render('page :: a dep bump re-renders that teaser and the list around it, not the other teasers', async () => {
+  const h = harness()
+  await h.render('page.njk')
+  const data = h.data()
+  ;(data.articles as Article[])[2]!.title = 'Salt & Pepper, revised'
+  await h.cache.versions.bump('article:3')
+  const html = await h.render('page.njk', data)
+  const old = '<h3>Salt &amp; Pepper: &lt;b&gt;bold&lt;/b&gt; caching</h3>'
+  // the sidebar has no deps: it keeps the old title until it expires (that is what deps are for)
+  assert.is(html, expected('page').replace(old, '<h3>Salt &amp; Pepper, revised</h3>'))
+  assert.equal(h.probes.snapshot(), { article_list: 2, article_teaser: TEASER_PROBES + 1, sidebar: 1 })
+})
+
+render('nested :: inner deps invalidate the outer fragment and only their own inner fragment', async () => {
+  const h = harness()
+  assert.is(await h.render('nested.njk'), expected('nested'))
+  assert.is(await h.render('nested.njk'), expected('nested'))
+  assert.equal(h.probes.snapshot(), { inner_a: 1, inner_b: 1, outer: 1 })
+  const data = h.data()
+  ;(data.articles as Article[])[0]!.title = 'First & foremost'
+  await h.cache.versions.bump('article:1')
+  assert.is(await h.render('nested.njk', data), expected('nested').replace('Caching notes, part 1', 'First &amp; foremost'))
+  assert.equal(h.probes.snapshot(), { inner_a: 2, inner_b: 1, outer: 2 })
+})
+
+render('per-user :: one fragment per user.id', async () => {
+  const h = harness()
+  assert.is(await h.render('per-user.njk'), expected('per-user'))
+  assert.is(await h.render('per-user.njk', h.data({ user: SITE.otherUser })), expected('per-user-linus'))
+  assert.is(await h.render('per-user.njk'), expected('per-user'))
+  assert.is(h.probes.count('greeting'), 2)
+})
+
+render('empty :: a fragment that renders "" is cached like any other', async () => {
+  const h = harness()
+  assert.is(await h.render('empty.njk'), expected('empty'))
+  assert.is(await h.render('empty.njk'), expected('empty'))
+  assert.is(h.probes.count('empty'), 1)
+})
+
+render('escape :: HTML is neither escaped twice nor unescaped, on a miss and on a hit', async () => {
+  const h = harness()
+  assert.is(await h.render('escape.njk'), expected('escape'))
+  assert.is(await h.render('escape.njk'), expected('escape'))
+  assert.is(h.probes.count('escape'), 1)
+  // and with autoescape off, the stored HTML is emitted as it is
+  const raw = new nunjucks.Environment(new nunjucks.FileSystemLoader(FIXTURES), { autoescape: false })
+  raw.addExtension('FragmentCache', h.extension)
+  const source = '{% cache 300 "raw" %}{{ t }}{% endcache %}|{% cache 300 "raw" %}{{ t }}{% endcache %}'
+  const renderRaw = promisify(raw.renderString.bind(raw)) as (src: string, context: object) => Promise<string>
+  const html = await renderRaw(source, { t: '<b>&</b>' })
+  assert.is(html, '<b>&</b>|<b>&</b>')
+})
+
+render('callbacks, promisify, renderString, and sync render() from memory', async () => {
+  const h = harness()
+  const viaCallback = await new Promise<string>((ok, fail) =>
+    h.env.render('per-user.njk', h.data(), (err, html) => (err ? fail(err) : ok(html as string))),
+  )
+  assert.is(viaCallback, expected('per-user'))
+  const renderAsync = promisify(h.env.render.bind(h.env)) as (name: string, context: object) => Promise<string>
+  assert.is(await renderAsync('per-user.njk', h.data()), expected('per-user'))
+  // sync render(): every fragment is in L1 now, so it answers synchronously
+  assert.is(h.env.render('per-user.njk', h.data()), expected('per-user'))
+  const source = readFileSync(fixturePath('per-user.njk'), 'utf8')
+  // same source, so same digest and key: renderString hits what the file rendered
+  assert.is(await h.renderString(source), expected('per-user'))
+  assert.is(h.env.renderString(source, h.data()), expected('per-user'))
+  assert.is(h.probes.count('greeting'), 1)
+})
+
+render('syntax :: bare, string and expression names; inputs by spaces or commas; deps= and ttl= keywords', async () => {
+  const h = harness()
+  const context = { lang: 'en', id: 4, sidebar: 'not this', probe: h.probes.fn }
+  const html = await h.renderString(
+    [
+      '{% cache 300 sidebar lang id %}A{{ probe("a") }}{% endcache %}',
+      '{% cache 300 "sidebar" lang, id %}B{{ probe("b") }}{% endcache %}',
+      '{% cache 300 "side" ~ "bar" lang,id %}C{{ probe("c") }}{% endcache %}',
+      '{% cache null "footer" %}D{{ probe("d") }}{% endcache %}',
+      '{% cache "footer2" ttl=null deps=["site"] %}E{{ probe("e") }}{% endcache %}',
+    ].join('|'),
+    context,
+  )
+  assert.is(html, 'A|B|C|D|E')
+  assert.equal(Object.keys(Object.fromEntries(h.extension.fragments.counts())).sort(), ['footer', 'footer2', 'sidebar'])
+  assert.equal(h.extension.fragments.counts().get('sidebar'), { hits: 0, misses: 3 }) // three bodies: three digests
+  await h.cache.versions.bump('site')
+  assert.is(await h.renderString('{% cache "footer2" ttl=null deps=["site"] %}E{{ probe("e") }}{% endcache %}', context), 'E')
+  assert.is(h.probes.count('e'), 2)
+})
+
+render('TTL :: expiry follows the injected clock; null never expires', async () => {
+  let now = 1_000_000
+  const h = harness({ clock: () => now })
+  const source = '{% cache 60 "short" %}S{{ probe("short") }}{% endcache %}{% cache null "forever" %}F{{ probe("forever") }}{% endcache %}'
+  assert.is(await h.renderString(source), 'SF')
+  now += 59_000
+  assert.is(await h.renderString(source), 'SF')
+  assert.equal(h.probes.snapshot(), { forever: 1, short: 1 })
+  now += 2_000
+  assert.is(await h.renderString(source), 'SF')
+  assert.equal(h.probes.snapshot(), { forever: 1, short: 2 })
+  now += 365 * 24 * 3600 * 1000
+  assert.is(await h.renderString(source), 'SF')
+  assert.equal(h.probes.snapshot(), { forever: 1, short: 3 })
+})
+
+render('template digest :: editing a fragment changes its key; editing around it does not', async () => {
+  const sources = new Map([['edit.njk', '<p>{% cache 300 "box" %}<b>{{ probe("box") }}v1</b>{% endcache %}</p>']])
+  const h = harness({}, new EditableLoader(sources))
+  assert.is(await h.render('edit.njk'), '<p><b>v1</b></p>')
+  assert.is(await h.render('edit.njk'), '<p><b>v1</b></p>')
+  assert.is(h.probes.count('box'), 1)
+  sources.set('edit.njk', '<div>{% cache 300 "box" %}<b>{{ probe("box") }}v1</b>{% endcache %}</div>')
+  assert.is(await h.render('edit.njk'), '<div><b>v1</b></div>')
+  assert.is(h.probes.count('box'), 1)
+  sources.set('edit.njk', '<div>{% cache 300 "box" %}<i>{{ probe("box") }}v2</i>{% endcache %}</div>')
+  assert.is(await h.render('edit.njk'), '<div><i>v2</i></div>')
+  assert.is(h.probes.count('box'), 2)
+})
+
+render('force refresh :: every fragment re-renders once and the fresh HTML is stored', async () => {
+  const h = harness()
+  await h.render('page.njk')
+  const data = h.data()
+  ;(data.articles as Article[])[0]!.title = 'Fresh'
+  const html = await runInRequestScope(() => h.render('page.njk', data), { forceRefresh: true })
+  assert.is(html, expected('page').replaceAll('>Caching notes, part 1<', '>Fresh<'))
+  assert.equal(h.probes.snapshot(), { article_list: 2, article_teaser: 2 * TEASER_PROBES, sidebar: 2 })
+  assert.is(await h.render('page.njk', data), html)
+  assert.equal(h.probes.snapshot(), { article_list: 2, article_teaser: 2 * TEASER_PROBES, sidebar: 2 })
+})
+
+render('single-flight :: concurrent renders of a cold page run each body once', async () => {
+  const h = harness()
+  const pages = await Promise.all(Array.from({ length: 5 }, () => h.render('page.njk')))
+  for (const page of pages) assert.is(page, expected('page'))
+  assert.equal(h.probes.snapshot(), { article_list: 1, article_teaser: TEASER_PROBES, sidebar: 1 })
+})
+
+render('async filters, if and for inside and around fragments', async () => {
+  const h = harness()
+  h.env.addFilter('slowUpper', (value: string, done: (err: null, out: string) => void) => setImmediate(() => done(null, value.toUpperCase())), true)
+  const source = [
+    '{% for a in articles.slice(0, 2) %}{% if a.id > 1 %}',
+    '{% cache 300 "loud" a.id %}{{ probe("loud") }}[{{ a.title | slowUpper }}]{% endcache %}',
+    '{% else %}({{ a.title | slowUpper }}){% endif %}{% endfor %}',
+  ].join('')
+  assert.is(await h.renderString(source), '(CACHING NOTES, PART 1)[TEMPLATES NOTES, PART 2]')
+  assert.is(await h.renderString(source), '(CACHING NOTES, PART 1)[TEMPLATES NOTES, PART 2]')
+  assert.is(h.probes.count('loud'), 1)
+})
+
+render.run()
+
+// ─── Nunjucks' async limits ───────────────────────────────────────────────────────────────────────────────
+
+const limits = suite('nunjucks :: async limits')
+
+const DROPPED = (page: string) =>
+  `(${fixturePath(page)})\n (${fixturePath('limits/teaser.njk')}) [Line 1, Column 4]\n  ` +
+  `fragcache: fragment "teaser" was not in memory, and Nunjucks finished rendering "${fixturePath(page)}" without waiting for it, ` +
+  'so its output would have been lost. This happens when the cache tag is reached through an {% include %} or a {% block %} ' +
+  'placed inside a plain {% if %} or {% for %}: use {% ifAsync %} / {% asyncEach %} there, or put a cache tag around the include ' +
+  `(${fixturePath('limits/teaser.njk')}, line 1)`
+
+limits('macro :: a miss fails the render naming the template, line and construct', async () => {
+  const h = harness()
+  const page = fixturePath('limits/in-macro.njk')
+  const message =
+    `(${page}) [Line 2, Column 4]\n  fragcache: fragment "card" is inside a {% macro %}, where Nunjucks cannot wait for it, ` +
+    `and it is not in memory; put the cache tag around the macro call instead (${page}, line 2)`
+  assert.is(await renderError(h.render('limits/in-macro.njk')), message)
+  assert.is(syncRenderError(() => h.env.render('limits/in-macro.njk', h.data())), message)
+})
+
+limits('macro :: answers from L1 when the fragment is there', async () => {
+  const h = harness()
+  // the same body source, name and inputs outside a macro fill L1 under the same key
+  await h.renderString('{% cache 300 "card" title %}<div>{{ probe("card") }}{{ title }}</div>{% endcache %}', {
+    title: 'Ada & Linus',
+    probe: h.probes.fn,
+  })
+  assert.is(await h.render('limits/in-macro.njk'), '<section><div>Ada &amp; Linus</div></section>\n')
+  assert.is(h.env.render('limits/in-macro.njk', h.data()), '<section><div>Ada &amp; Linus</div></section>\n')
+  assert.is(h.probes.count('card'), 1)
+})
+
+limits('set block :: a miss fails; an L1 hit works', async () => {
+  const h = harness()
+  const page = fixturePath('limits/in-set.njk')
+  assert.is(
+    await renderError(h.render('limits/in-set.njk')),
+    `(${page}) [Line 2, Column 17]\n  fragcache: fragment "box" is inside a {% set %}…{% endset %} block, where Nunjucks cannot wait for it, ` +
+      `and it is not in memory; put the cache tag around the place the variable is output instead (${page}, line 2)`,
+  )
+  await h.renderString('{% cache 300 "box" %}<div>{{ probe("box") }}boxed</div>{% endcache %}')
+  assert.is(await h.render('limits/in-set.njk'), '<section><div>boxed</div></section>\n')
+})
+
+limits('filter block :: refused at compile time (Nunjucks cannot compile it)', async () => {
+  const h = harness()
+  const page = fixturePath('limits/in-filter.njk')
+  assert.is(
+    await renderError(h.render('limits/in-filter.njk')),
+    `(${page}) [Line 1, Column 25]\n  fragcache: the {% cache %} tag cannot be used inside a {% filter %}…{% endfilter %} block: ` +
+      `Nunjucks cannot compile an asynchronous tag there; put the cache tag around the block instead (${page}, line 1)`,
+  )
+})
+
+limits('include in a plain for / if :: a miss fails the render, and nothing wrong is stored', async () => {
+  const h = harness()
+  assert.is(await renderError(h.render('limits/include-in-for.njk')), DROPPED('limits/include-in-for.njk'))
+  assert.is(await renderError(h.render('limits/include-in-for.njk')), DROPPED('limits/include-in-for.njk'))
+  assert.is(await renderError(h.render('limits/include-in-if.njk')), DROPPED('limits/include-in-if.njk'))
+  const three =
+    '<div>\n<p>Caching notes, part 1</p>\n<p>Templates notes, part 2</p>\n<p>Salt &amp; Pepper: &lt;b&gt;bold&lt;/b&gt; caching</p>\n</div>\n'
+  // {% asyncEach %} waits: it renders (and fills L1) …
+  assert.is(await h.render('limits/include-in-asynceach.njk'), three)
+  // … and then the plain loop and if answer from L1, each teaser with its own article
+  assert.is(await h.render('limits/include-in-for.njk'), three)
+  assert.is(await h.render('limits/include-in-if.njk'), '<div>\n<p>Caching notes, part 1</p>\n</div>\n')
+  assert.is(h.probes.count('teaser'), 3)
+})
+
+limits('include at the top level :: waits and works', async () => {
+  const h = harness()
+  assert.is(await h.render('limits/include-top.njk'), '<div>\n<p>Caching notes, part 1</p>\n</div>\n')
+  assert.is(await h.render('limits/include-top.njk'), '<div>\n<p>Caching notes, part 1</p>\n</div>\n')
+  assert.is(h.probes.count('teaser'), 1)
+})
+
+limits('sync render() :: a miss fails naming the fragment; a warm page renders', async () => {
+  const h = harness()
+  const page = fixturePath('per-user.njk')
+  assert.is(
+    syncRenderError(() => h.env.render('per-user.njk', h.data())),
+    `(${page}) [Line 2, Column 4]\n  fragcache: fragment "greeting" is not in memory, and render() without a callback cannot wait for it; ` +
+      `render with a callback (or a promise) (${page}, line 2)`,
+  )
+  await h.render('per-user.njk')
+  assert.is(h.env.render('per-user.njk', h.data()), expected('per-user'))
+})
+
+limits.run()
+
+// ─── errors ───────────────────────────────────────────────────────────────────────────────────────────────
+
+const errors = suite('nunjucks :: errors')
+
+async function errorOf(name: string): Promise<string> {
+  return renderError(harness().render(`errors/${name}.njk`))
+}
+
+const at = (name: string, line: number, column: number) => `(${fixturePath(`errors/${name}.njk`)}) [Line ${line}, Column ${column}]\n  `
+const where = (name: string, line: number) => `(${fixturePath(`errors/${name}.njk`)}, line ${line})`
+
+errors('bad TTL (render time)', async () => {
+  assert.is(
+    await errorOf('bad-ttl'),
+    `${at('bad-ttl', 1, 7)}fragcache: the TTL of fragment "x" must be a number of seconds or null; got "soon" ${where('bad-ttl', 1)}`,
+  )
+})
+
+errors('bad deps (render time)', async () => {
+  assert.is(
+    await errorOf('bad-deps'),
+    `${at('bad-deps', 1, 4)}fragcache: deps of fragment "x" must be a list of tags (non-empty strings without spaces); got "has space" ${where('bad-deps', 1)}`,
+  )
+})
+
+errors('missing name (compile time)', async () => {
+  assert.is(
+    await errorOf('missing-name'),
+    `${at('missing-name', 2, 6)}fragcache: the {% cache %} tag needs a TTL and a fragment name, as in {% cache 300 "sidebar" lang %} ${where('missing-name', 2)}`,
+  )
+})
+
+errors('missing endcache, at the end of the template and before an enclosing end tag', async () => {
+  assert.is(
+    await errorOf('missing-endcache'),
+    `${at('missing-endcache', 2, 4)}fragcache: the {% cache %} tag has no {% endcache %} before the end of the template ${where('missing-endcache', 2)}`,
+  )
+  assert.is(
+    await errorOf('missing-endcache-in-block'),
+    `${at('missing-endcache-in-block', 2, 4)}fragcache: the {% cache %} tag has no {% endcache %}: found {% endblock %} first ${where('missing-endcache-in-block', 2)}`,
+  )
+})
+
+errors('unknown keyword, and an input after a keyword', async () => {
+  assert.is(
+    await errorOf('unknown-keyword'),
+    `${at('unknown-keyword', 1, 4)}fragcache: the {% cache %} tag takes only deps= and ttl= as keywords; got vary= ${where('unknown-keyword', 1)}`,
+  )
+  assert.is(
+    await errorOf('input-after-keyword'),
+    `${at('input-after-keyword', 1, 4)}fragcache: the inputs of the {% cache %} tag must come before deps= and ttl= ${where('input-after-keyword', 1)}`,
+  )
+})
+
+errors('an error inside the body names the fragment, template and line; nothing is stored', async () => {
+  const h = harness()
+  const message = `${at('body-error', 2, 4)}Error: Unable to call \`boom\`, which is undefined or falsey (in the body of fragment "boom", ${fixturePath('errors/body-error.njk')}, line 2)`
+  assert.is(await renderError(h.render('errors/body-error.njk')), message)
+  assert.is(await renderError(h.render('errors/body-error.njk')), message)
+})
+
+errors('an error after an asynchronously answered fragment ends the render', async () => {
+  const h = harness()
+  assert.is(
+    await renderError(h.render('errors/after-fragment.njk')),
+    `${at('after-fragment', 1, 4)}Error: Unable to call \`boom\`, which is undefined or falsey (after fragment "fine", ${fixturePath('errors/after-fragment.njk')}, line 1)`,
+  )
+  // answered synchronously from L1, Nunjucks reports the error at its own line
+  assert.is(
+    await renderError(h.render('errors/after-fragment.njk')),
+    `${at('after-fragment', 1, 7)}Error: Unable to call \`boom\`, which is undefined or falsey`,
+  )
+})
+
+errors('a tag in an included template is reported under the page and the template it is in', async () => {
+  const h = harness()
+  const message = await renderError(h.renderString('<p>{% include "errors/bad-ttl.njk" %}</p>', h.data()))
+  assert.is(
+    message,
+    `(unknown path)\n  Template render error: ${at('bad-ttl', 1, 7)}fragcache: the TTL of fragment "x" must be a number of seconds or null; got "soon" ${where('bad-ttl', 1)}`,
+  )
+})
+
+errors.run()
+
+// ─── Redis ────────────────────────────────────────────────────────────────────────────────────────────────
+
+const redis = suite('nunjucks :: with Redis')
+let server: RedisServer | undefined
+const opened: TieredCache[] = []
+
+redis.before(async () => {
+  server = await RedisServer.start()
+})
+
+redis.after(async () => {
+  for (const cache of opened) await cache.close()
+  await server?.stop()
+})
+
+async function redisHarness(prefix: string): Promise<Harness> {
+  const h = harness({ redis: server!.url, prefix, redisTimeoutMs: 200 })
+  opened.push(h.cache)
+  await h.cache.ready()
+  return h
+}
+
+redis('a second process (fresh L1) renders the page from Redis without running any body', async () => {
+  const first = await redisHarness('njk-shared')
+  assert.is(await first.render('page.njk'), expected('page'))
+  const second = await redisHarness('njk-shared')
+  assert.is(await second.render('page.njk'), expected('page'))
+  assert.equal(second.probes.snapshot(), {})
+  // a bump in one process re-renders that teaser (and its list) in the other
+  await first.cache.versions.bump('article:3')
+  const third = await redisHarness('njk-shared')
+  assert.is(await third.render('page.njk'), expected('page'))
+  assert.equal(third.probes.snapshot(), { article_list: 1, article_teaser: 1 })
+})
+
+redis('Redis stopped mid-test: bodies render, nothing throws', async () => {
+  const h = await redisHarness('njk-outage')
+  assert.is(await h.render('per-user.njk'), expected('per-user'))
+  await server!.stop()
+  assert.is(await h.render('per-user.njk', h.data({ user: SITE.otherUser })), expected('per-user-linus'))
+  assert.is(await h.render('nested.njk'), expected('nested'))
+  assert.equal(h.probes.snapshot(), { greeting: 2, inner_a: 1, inner_b: 1, outer: 1 })
+  await server!.restart()
+})
+
+redis.run()
