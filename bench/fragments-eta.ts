@@ -16,6 +16,7 @@
 import { readFileSync } from 'node:fs'
 import { Eta } from 'eta'
 import { fragmentCache } from '../extensions/eta.ts'
+import { loadSite } from '../fixtures/site.ts'
 import { createCache } from '../src/index.ts'
 import { type Case, opsPerSecond, runInterleaved } from './support/measure.ts'
 import { formatCount, formatNs, formatRatio, markdownTable, verdict } from './support/report.ts'
@@ -25,18 +26,7 @@ const TAGS = 100
 const HIT_TAGS = `${TAGS} cache tags, all L1 hits`
 const HIT_LITERAL = `${TAGS} literal copies of the HTML`
 
-interface Article {
-  id: number
-  title: string
-  author: string
-  category: string
-  body: string
-}
-const site = JSON.parse(readFileSync(new URL('../fixtures/data/site.json', import.meta.url), 'utf8')) as {
-  lang: string
-  user: { id: number; name: string }
-  articles: Article[]
-}
+const site = loadSite()
 // As part 1: longer bodies, about 600 characters of markdown-ish text per article.
 const articles = site.articles.map((a) => ({
   ...a,

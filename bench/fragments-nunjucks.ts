@@ -9,8 +9,8 @@
  * Medians over several rounds, in one run; memory only (no Redis), loopback nothing.
  */
 import nunjucks from 'nunjucks'
-import { readFileSync } from 'node:fs'
 import { FragmentCacheExtension } from '../extensions/nunjucks.ts'
+import { loadSite } from '../fixtures/site.ts'
 import { createCache } from '../src/index.ts'
 
 const ROUNDS = 7
@@ -18,18 +18,7 @@ const PAGE_RENDERS = 200
 const HIT_RENDERS = 2000
 const TAGS = 100
 
-interface Article {
-  id: number
-  title: string
-  author: string
-  category: string
-  body: string
-}
-const site = JSON.parse(readFileSync(new URL('../fixtures/data/site.json', import.meta.url), 'utf8')) as {
-  lang: string
-  user: { id: number; name: string }
-  articles: Article[]
-}
+const site = loadSite()
 // Two short paragraphs of markdown-ish text per article, so the page is about 18 KB.
 const articles = site.articles.map((a) => ({ ...a, body: `${a.body}\n\nIt says *why* and **how**, with _care_ & <code>.` }))
 

@@ -9,23 +9,16 @@ import { type EtaFragmentPlugin, fragmentCache } from '../../extensions/eta.ts'
 import { FragmentCache } from '../../src/fragments.ts'
 import { type CacheOptions, type TieredCache, TemplateTagError, createCache, runInRequestScope } from '../../src/index.ts'
 import { RedisServer } from '../support/redis-server.ts'
+import { expectedHtml, loadSite } from '../../fixtures/site.ts'
 
 const FIXTURES = fileURLToPath(new URL('../../fixtures/', import.meta.url))
 const VIEWS = join(FIXTURES, 'eta')
-const site = JSON.parse(readFileSync(join(FIXTURES, 'data/site.json'), 'utf8')) as SiteData
-const expected = (page: string): string => readFileSync(join(FIXTURES, 'expected', `${page}.html`), 'utf8')
+const site = loadSite()
+const expected = expectedHtml
 const quiet = { warn: () => {}, error: () => {} }
 const server = await RedisServer.start()
 const open: TieredCache[] = []
 let prefixes = 0
-
-interface SiteData {
-  lang: string
-  user: { id: number; name: string }
-  otherUser: { id: number; name: string }
-  articles: { id: number; title: string; author: string; category: string; body: string }[]
-  categories: { slug: string; name: string }[]
-}
 
 /** An Eta on `fixtures/eta` with the plugin, a cache whose clock the test moves, and probes that count body runs. */
 interface Harness {

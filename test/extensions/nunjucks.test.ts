@@ -8,31 +8,16 @@ import { FragmentCacheExtension } from '../../extensions/nunjucks.ts'
 import { FragmentCache } from '../../src/fragments.ts'
 import { type CacheOptions, type TieredCache, createCache, runInRequestScope } from '../../src/index.ts'
 import { RedisServer } from '../support/redis-server.ts'
+import { type Article, type SiteData as Site, expectedHtml, loadSite } from '../../fixtures/site.ts'
 
 // ─── helpers ──────────────────────────────────────────────────────────────────────────────────────────────
 
 const FIXTURES = resolve('fixtures/nunjucks')
-const SITE = JSON.parse(readFileSync('fixtures/data/site.json', 'utf8')) as Site
+const SITE = loadSite()
 const quiet = { warn: () => {}, error: () => {} }
 
-interface Article {
-  id: number
-  title: string
-  author: string
-  category: string
-  body: string
-}
-interface Site {
-  lang: string
-  user: { id: number; name: string }
-  otherUser: { id: number; name: string }
-  articles: Article[]
-  categories: { slug: string; name: string }[]
-}
 
-function expected(page: string): string {
-  return readFileSync(`fixtures/expected/${page}.html`, 'utf8')
-}
+const expected = expectedHtml
 
 function fixturePath(name: string): string {
   return resolve(FIXTURES, name)
