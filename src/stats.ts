@@ -8,7 +8,15 @@ export interface TierCounts {
 export interface CacheStatsSnapshot {
   request: TierCounts
   memory: TierCounts & { entries: number; bytes: number }
-  redis: TierCounts & { errors: number; outages: number; corrupt: number; down: boolean; busConnected: boolean }
+  redis: TierCounts & {
+    /** Whether this cache has a Redis tier at all. */
+    configured: boolean
+    errors: number
+    outages: number
+    corrupt: number
+    down: boolean
+    busConnected: boolean
+  }
   /** Times a compute function ran (misses, forced and early refreshes). */
   computes: number
   computeErrors: number
@@ -21,7 +29,7 @@ type TierName = 'request' | 'memory' | 'redis'
  * The counters behind `cache.stats()`. A miss is counted once per read, at the last tier asked.
  * @example
  * ```ts
- * const stats = new CacheStats(); stats.hit('memory'); stats.snapshot({ entries: 1, bytes: 10 }, { down: false, busConnected: false })
+ * const stats = new CacheStats(); stats.hit('memory'); stats.snapshot({ entries: 1, bytes: 10 }, { configured: false, down: false, busConnected: false })
  * ```
  */
 export class CacheStats {
@@ -42,7 +50,10 @@ export class CacheStats {
     this.#misses[tier] += 1
   }
 
-  snapshot(memory: { entries: number; bytes: number }, redis: { down: boolean; busConnected: boolean }): CacheStatsSnapshot {
+  snapshot(
+    memory: { entries: number; bytes: number },
+    redis: { configured: boolean; down: boolean; busConnected: boolean },
+  ): CacheStatsSnapshot {
     return {
       request: { hits: this.#hits.request, misses: this.#misses.request },
       memory: { hits: this.#hits.memory, misses: this.#misses.memory, ...memory },

@@ -511,7 +511,7 @@ export class TieredCache {
   stats(): CacheStatsSnapshot {
     return this.#stats.snapshot(
       { entries: this.#memory.size, bytes: this.#memory.bytes },
-      { down: this.#redis?.isDown ?? false, busConnected: this.#bus?.healthy ?? false },
+      { configured: this.#redis !== undefined, down: this.#redis?.isDown ?? false, busConnected: this.#bus?.healthy ?? false },
     )
   }
 
