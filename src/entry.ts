@@ -79,8 +79,8 @@ export function deepFreeze<T>(value: T): T {
 }
 
 /**
- * Builds the entry for a value: validates it, and keeps a frozen copy (never the caller's own object,
- * which they may go on changing) along with its JSON for Redis.
+ * Builds the entry for a value: validates it, and keeps a frozen copy (never the caller's own object, which they
+ * may go on changing). `payload` is what Redis stores: a string as it is, anything else as JSON.
  */
 export function makeEntry(
   key: string,
@@ -88,16 +88,26 @@ export function makeEntry(
   expiresAt: number | null,
   computeMs = 0,
   deps: Deps | null = null,
-): { entry: Entry; json: string } {
+): { entry: Entry; payload: string } {
+  if (typeof value === 'string') {
+    return { entry: { value, expiresAt, computeMs, deps, size: value.length + ENTRY_OVERHEAD }, payload: value }
+  }
   const json = serializeValue(key, value)
   const stored = typeof value === 'object' && value !== null ? deepFreeze(JSON.parse(json)) : value
-  return { entry: { value: stored, expiresAt, computeMs, deps, size: json.length + 64 }, json }
+  return { entry: { value: stored, expiresAt, computeMs, deps, size: json.length + ENTRY_OVERHEAD }, payload: json }
 }
 
-/** The Redis form of an entry: `fc1|expiresAt|computeMs|depsJSON\nvalueJSON` (0 = no expiry). */
-export function encodeEntry(entry: Entry, json: string): string {
+/** Bytes counted for an entry beside its value (its fields and the LRU's bookkeeping), for the L1 bound. */
+const ENTRY_OVERHEAD = 64
+
+/**
+ * The Redis form of an entry: `fc1|expiresAt|computeMs|type|depsJSON` + newline + payload, where `type` is `s` for a
+ * string stored as it is (an HTML fragment is read back without a JSON parse or a copy) and `j` for JSON; 0 = no expiry.
+ */
+export function encodeEntry(entry: Entry, payload: string): string {
   const deps = entry.deps ? JSON.stringify(entry.deps) : ''
-  return `${MARKER}${entry.expiresAt ?? 0}|${Math.round(entry.computeMs)}|${deps}\n${json}`
+  const type = typeof entry.value === 'string' ? 's' : 'j'
+  return `${MARKER}${entry.expiresAt ?? 0}|${Math.round(entry.computeMs)}|${type}|${deps}\n${payload}`
 }
 
 /** Parses what Redis holds; `undefined` when it is not an envelope fragcache wrote (a corrupt or foreign value). */
@@ -105,26 +115,29 @@ export function decodeEntry(raw: string): Entry | undefined {
   if (!raw.startsWith(MARKER)) return undefined
   const newline = raw.indexOf('\n')
   if (newline < 0) return undefined
-  const [expires, compute, depsJson] = splitHeader(raw.slice(MARKER.length, newline))
+  const [expires, compute, type, depsJson] = splitHeader(raw.slice(MARKER.length, newline))
   const expiresAt = Number(expires)
   const computeMs = Number(compute)
   if (!Number.isFinite(expiresAt) || !Number.isFinite(computeMs) || depsJson === undefined) return undefined
+  if (type !== 's' && type !== 'j') return undefined
   try {
     const deps = depsJson === '' ? null : (JSON.parse(depsJson) as unknown)
     if (deps !== null && !isDeps(deps)) return undefined
-    const json = raw.slice(newline + 1)
-    const value = deepFreeze(JSON.parse(json) as unknown)
-    return { value, expiresAt: expiresAt === 0 ? null : expiresAt, computeMs, deps, size: json.length + 64 }
+    const payload = raw.slice(newline + 1)
+    const value = type === 's' ? payload : deepFreeze(JSON.parse(payload) as unknown)
+    return { value, expiresAt: expiresAt === 0 ? null : expiresAt, computeMs, deps, size: payload.length + ENTRY_OVERHEAD }
   } catch {
     return undefined
   }
 }
 
-function splitHeader(header: string): [string, string, string | undefined] {
+/** Splits `expires|compute|type|deps` (deps last: it is JSON and may hold a `|`). */
+function splitHeader(header: string): [string, string, string, string | undefined] {
   const first = header.indexOf('|')
   const second = header.indexOf('|', first + 1)
-  if (first < 0 || second < 0) return ['', '', undefined]
-  return [header.slice(0, first), header.slice(first + 1, second), header.slice(second + 1)]
+  const third = header.indexOf('|', second + 1)
+  if (first < 0 || second < 0 || third < 0) return ['', '', '', undefined]
+  return [header.slice(0, first), header.slice(first + 1, second), header.slice(second + 1, third), header.slice(third + 1)]
 }
 
 function isDeps(value: unknown): value is Deps {

@@ -203,14 +203,26 @@ export class TieredCache {
    * const count = await cache.get('visits', 0)
    * ```
    */
-  async get<T = unknown>(key: string, defaultValue?: T, options: KeyOptions = {}): Promise<T | undefined> {
-    const fullKey = this.#key(key, options)
+  get<T = unknown>(key: string, defaultValue?: T, options: KeyOptions = {}): Promise<T | undefined> {
+    // Not async: a near hit answers without an extra promise (they cost, with AsyncLocalStorage on Node 20).
+    let fullKey: string
+    try {
+      fullKey = this.#key(key, options)
+    } catch (error) {
+      return Promise.reject(error)
+    }
     const scope = tryGetRequestScope()
     const now = this.#clock()
-    const entry = this.#readNear(fullKey, scope, now) ?? (await this.#readFar(fullKey, scope, now))
-    if (entry === undefined) return defaultValue
-    recordDeps(entry.deps)
-    return entry.value as T
+    const near = this.#readNear(fullKey, scope, now)
+    if (near !== undefined) {
+      recordDeps(near.deps)
+      return Promise.resolve(near.value as T)
+    }
+    return this.#readFar(fullKey, scope, now).then((entry) => {
+      if (entry === undefined) return defaultValue
+      recordDeps(entry.deps)
+      return entry.value as T
+    })
   }
 
   /**
@@ -229,8 +241,8 @@ export class TieredCache {
       await this.#remove([fullKey])
       return
     }
-    const { entry, json } = makeEntry(fullKey, value, expiresAt)
-    await this.#store(fullKey, entry, json)
+    const { entry, payload } = makeEntry(fullKey, value, expiresAt)
+    await this.#store(fullKey, entry, payload)
   }
 
   /**
@@ -245,11 +257,11 @@ export class TieredCache {
   async add(key: string, value: unknown, ttl?: Ttl): Promise<boolean> {
     const fullKey = this.#key(key, {})
     const expiresAt = this.#expiry(ttl, 'add')
-    const { entry, json } = makeEntry(fullKey, value, expiresAt ?? null)
+    const { entry, payload } = makeEntry(fullKey, value, expiresAt ?? null)
     if (expiresAt === undefined) return false
     const now = this.#clock()
     if (this.#redis) {
-      const added = await this.#redis.add(fullKey, entry, json, now)
+      const added = await this.#redis.add(fullKey, entry, payload, now)
       if (added === UNAVAILABLE) throw new AtomicityError('add', key, new Error('Redis is unavailable'))
       if (!added) return false
       this.#remember(fullKey, entry)
@@ -270,15 +282,17 @@ export class TieredCache {
    * const html = await cache.getOrSet('sidebar:en', () => renderSidebar('en'), { ttl: 300, deps: ['article'] })
    * ```
    */
-  async getOrSet<T>(
-    key: string,
-    compute: () => T | Promise<T>,
-    options: GetOrSetOptions & KeyOptions = {},
-  ): Promise<Awaited<T>> {
-    if (typeof compute !== 'function') {
-      throw new InvalidArgumentError(`fragcache: getOrSet("${key}") needs a function to compute the value on a miss`)
+  getOrSet<T>(key: string, compute: () => T | Promise<T>, options: GetOrSetOptions & KeyOptions = {}): Promise<Awaited<T>> {
+    let fullKey: string
+    try {
+      if (typeof compute !== 'function') {
+        throw new InvalidArgumentError(`fragcache: getOrSet("${key}") needs a function to compute the value on a miss`)
+      }
+      fullKey = this.#key(key, options)
+    } catch (error) {
+      return Promise.reject(error)
     }
-    return this.getOrSetByKey(this.#key(key, options), compute, options)
+    return this.getOrSetByKey(fullKey, compute, options)
   }
 
   /**
@@ -289,33 +303,53 @@ export class TieredCache {
    * await cache.getOrSetByKey(key, render, { ttl: 300 })
    * ```
    */
-  async getOrSetByKey<T>(fullKey: string, compute: () => T | Promise<T>, options: GetOrSetOptions = {}): Promise<Awaited<T>> {
-    const ttl = options.ttl === undefined ? this.#defaultTtl : checkTtl(options.ttl, 'getOrSet')
-    const tags = options.deps ?? []
-    if (tags.length > 0) checkTags(tags, 'getOrSet deps')
-    const plan: ComputePlan = { ttl, tags, store: options.store }
-    const scope = tryGetRequestScope()
-    const force = options.force === true || (scope?.forceRefresh === true && !scope.refreshed.has(fullKey))
-    if (force) {
-      scope?.refreshed.add(fullKey)
-    } else {
-      const now = this.#clock()
-      let entry = this.#readNear(fullKey, scope, now)
-      if (entry === undefined) {
-        if (tags.length > 0) this.versions.prefetch(tags)
-        entry = await this.#readFar(fullKey, scope, now)
-      }
-      if (entry !== undefined) {
-        recordDeps(entry.deps)
-        if (options.earlyRefresh !== false && this.#shouldRefreshEarly(entry, now)) {
-          this.#refreshInBackground(fullKey, compute, plan)
-        }
-        return entry.value as Awaited<T>
-      }
+  getOrSetByKey<T>(fullKey: string, compute: () => T | Promise<T>, options: GetOrSetOptions = {}): Promise<Awaited<T>> {
+    let plan: ComputePlan
+    try {
+      const tags = options.deps ?? []
+      if (tags.length > 0) checkTags(tags, 'getOrSet deps')
+      plan = { ttl: options.ttl === undefined ? this.#defaultTtl : checkTtl(options.ttl, 'getOrSet'), tags, store: options.store }
+    } catch (error) {
+      return Promise.reject(error)
     }
+    const scope = tryGetRequestScope()
+    if (options.force === true || (scope?.forceRefresh === true && !scope.refreshed.has(fullKey))) {
+      scope?.refreshed.add(fullKey)
+      return this.#computeShared(fullKey, compute, plan, true) as Promise<Awaited<T>>
+    }
+    const now = this.#clock()
+    const near = this.#readNear(fullKey, scope, now)
+    // A near hit answers without an async frame: the hot path of every fragment tag.
+    if (near !== undefined) return Promise.resolve(this.#serve(near, fullKey, compute, plan, options, now) as Awaited<T>)
+    return this.#getOrSetFar(fullKey, compute, plan, options, scope, now) as Promise<Awaited<T>>
+  }
+
+  async #getOrSetFar(
+    fullKey: string,
+    compute: () => unknown,
+    plan: ComputePlan,
+    options: GetOrSetOptions,
+    scope: RequestScope | undefined,
+    now: number,
+  ): Promise<unknown> {
+    if (plan.tags.length > 0) this.versions.prefetch(plan.tags)
+    const entry = await this.#readFar(fullKey, scope, now)
+    if (entry !== undefined) return this.#serve(entry, fullKey, compute, plan, options, now)
+    return this.#computeShared(fullKey, compute, plan, false)
+  }
+
+  /** A hit: records its deps into any compute around it, and maybe starts an early refresh. */
+  #serve(entry: Entry, fullKey: string, compute: () => unknown, plan: ComputePlan, options: GetOrSetOptions, now: number): unknown {
+    recordDeps(entry.deps)
+    if (options.earlyRefresh !== false && this.#shouldRefreshEarly(entry, now)) this.#refreshInBackground(fullKey, compute, plan)
+    return entry.value
+  }
+
+  /** A miss: one compute per key at a time, whose deps every caller records. */
+  async #computeShared(fullKey: string, compute: () => unknown, plan: ComputePlan, force: boolean): Promise<unknown> {
     const computed = await this.#computeOnce(fullKey, compute, plan, force)
     recordDeps(computed.deps)
-    return computed.value as Awaited<T>
+    return computed.value
   }
 
   /**
@@ -352,15 +386,25 @@ export class TieredCache {
     const entries = fullKeys.map((fullKey) => this.#readNear(fullKey, scope, now))
     const far = fullKeys.flatMap((fullKey, i) => (entries[i] === undefined ? [{ i, fullKey }] : []))
     if (far.length > 0) {
-      await this.#farRead(async (epoch) => {
+      this.#farReads += 1
+      const epoch = this.#epoch
+      try {
         const remote = this.#redis ? await this.#redis.getMany(far.map((k) => k.fullKey)) : UNAVAILABLE
-        for (const [j, { i, fullKey }] of far.entries()) {
-          // Redis down: what this process holds is the best there is (its deps are still checked).
-          const entry = remote === UNAVAILABLE ? this.#memory.get(fullKey, now) : remote[j]
-          entries[i] = entry && (await this.#accept(fullKey, entry, scope, now, epoch, remote !== UNAVAILABLE))
-          if (entries[i] === undefined && this.#redis) this.#stats.miss('redis')
-        }
-      })
+        // All at once, so the versions every entry needs are read in one round trip.
+        const accepted = await Promise.all(
+          far.map(({ fullKey }, j) => {
+            // Redis down: what this process holds is the best there is (its deps are still checked).
+            const entry = remote === UNAVAILABLE ? this.#memory.get(fullKey, now) : remote[j]
+            return entry && this.#accept(fullKey, entry, scope, now, epoch, remote !== UNAVAILABLE)
+          }),
+        )
+        far.forEach(({ i }, j) => {
+          entries[i] = accepted[j]
+          if (accepted[j] === undefined && this.#redis) this.#stats.miss('redis')
+        })
+      } finally {
+        this.#farReadDone()
+      }
     }
     const found = new Map<string, unknown>()
     entries.forEach((entry, i) => {
@@ -578,33 +622,54 @@ export class TieredCache {
   }
 
   /** L1 entries whose deps need reading, then Redis. */
-  #readFar(fullKey: string, scope: RequestScope | undefined, now: number): Promise<Entry | undefined> {
-    return this.#farRead(async (epoch) => {
+  async #readFar(fullKey: string, scope: RequestScope | undefined, now: number): Promise<Entry | undefined> {
+    this.#farReads += 1
+    const epoch = this.#epoch
+    try {
       const remote = this.#redis ? await this.#redis.get(fullKey) : UNAVAILABLE
       // Redis down: what this process holds is the best there is (its deps are still checked).
       const entry = remote === UNAVAILABLE ? this.#memory.get(fullKey, now) : remote
-      const accepted = entry === undefined ? undefined : await this.#accept(fullKey, entry, scope, now, epoch, remote !== UNAVAILABLE)
+      let accepted = entry && this.#accept(fullKey, entry, scope, now, epoch, remote !== UNAVAILABLE)
+      if (accepted instanceof Promise) accepted = await accepted
       if (accepted === undefined && this.#redis) this.#stats.miss('redis')
       return accepted
-    })
+    } finally {
+      this.#farReadDone()
+    }
   }
 
-  /** Checks an entry read from Redis (or L1 during an outage), and back-fills the nearer tiers with it. */
-  async #accept(
+  /**
+   * Checks an entry read from Redis (or L1 during an outage), and back-fills the nearer tiers with it. Answers without
+   * waiting unless versions must be read.
+   */
+  #accept(
     fullKey: string,
     entry: Entry,
     scope: RequestScope | undefined,
     now: number,
     epoch: number,
     fromRedis: boolean,
-  ): Promise<Entry | undefined> {
+  ): Entry | undefined | Promise<Entry | undefined> {
     if (isExpired(entry, now)) return undefined
-    if (entry.deps !== null) {
-      const valid = await this.versions.verify(entry.deps)
-      if (valid !== true) {
-        if (valid === false) this.#memory.delete(fullKey)
-        return undefined
-      }
+    const valid = entry.deps === null ? true : this.versions.check(entry.deps)
+    if (valid === undefined) {
+      return this.versions.verify(entry.deps as Deps).then((verified) => this.#settle(fullKey, entry, scope, now, epoch, fromRedis, verified))
+    }
+    return this.#settle(fullKey, entry, scope, now, epoch, fromRedis, valid)
+  }
+
+  #settle(
+    fullKey: string,
+    entry: Entry,
+    scope: RequestScope | undefined,
+    now: number,
+    epoch: number,
+    fromRedis: boolean,
+    valid: boolean | typeof UNAVAILABLE,
+  ): Entry | undefined {
+    if (valid !== true) {
+      if (valid === false) this.#memory.delete(fullKey)
+      return undefined
     }
     this.#stats.hit(fromRedis ? 'redis' : 'memory')
     // The entry keeps its own expiresAt: a back-fill never extends its life.
@@ -642,8 +707,8 @@ export class TieredCache {
     }
     const now = this.#clock()
     const expiresAt = expiryFor(ttl, now)
-    const { entry, json } = makeEntry(fullKey, result.value, expiresAt ?? null, performance.now() - started, result.deps)
-    if (expiresAt !== undefined && storable) await this.#store(fullKey, entry, json)
+    const { entry, payload } = makeEntry(fullKey, result.value, expiresAt ?? null, performance.now() - started, result.deps)
+    if (expiresAt !== undefined && storable) await this.#store(fullKey, entry, payload)
     return { value: entry.value, deps: entry.deps }
   }
 
@@ -661,10 +726,10 @@ export class TieredCache {
     })
   }
 
-  async #store(fullKey: string, entry: Entry, json: string): Promise<void> {
+  async #store(fullKey: string, entry: Entry, payload: string): Promise<void> {
     this.#remember(fullKey, entry)
     if (!this.#redis) return
-    await this.#redis.set(fullKey, entry, json, this.#clock())
+    await this.#redis.set(fullKey, entry, payload, this.#clock())
     this.#announce([fullKey])
   }
 
@@ -705,14 +770,9 @@ export class TieredCache {
     this.#clearEpoch = ++this.#epoch
   }
 
-  /** Runs a read that may back-fill L1 from Redis, counting it as under way. */
-  async #farRead<T>(read: (epoch: number) => Promise<T>): Promise<T> {
-    this.#farReads += 1
-    try {
-      return await read(this.#epoch)
-    } finally {
-      if (--this.#farReads === 0) this.#keyEpochs.clear()
-    }
+  /** A read that may back-fill L1 from Redis is over: with none left, no invalidation needs remembering. */
+  #farReadDone(): void {
+    if (--this.#farReads === 0) this.#keyEpochs.clear()
   }
 
   /** True when nothing invalidated `fullKey` since `epoch` was read. */

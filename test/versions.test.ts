@@ -2,7 +2,7 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { InvalidArgumentError, type TieredCache, createCache, runInRequestScope } from '../src/index.ts'
 import { startCacheProcess } from './support/cache-process.ts'
-import { RedisServer, eventually } from './support/redis-server.ts'
+import { RedisServer, eventually, patientRedis } from './support/redis-server.ts'
 
 const quiet = { warn: () => {}, error: () => {} }
 const server = await RedisServer.start()
@@ -16,7 +16,7 @@ const makers: [string, Make][] = [
   [
     'redis',
     async (options) => {
-      const cache = createCache({ prefix: `v${++prefixes}`, redis: server.url, logger: quiet, ...options })
+      const cache = createCache({ prefix: `v${++prefixes}`, redis: server.url, ...patientRedis, logger: quiet, ...options })
       open.push(cache)
       await cache.ready()
       return cache
@@ -168,7 +168,7 @@ processes('a bump in one OS process invalidates the entry in another once the bu
   const prefix = `xp${++prefixes}`
   const child = await startCacheProcess(server.url, prefix)
   try {
-    const cache = createCache({ prefix, redis: server.url, logger: quiet })
+    const cache = createCache({ prefix, redis: server.url, ...patientRedis, logger: quiet })
     open.push(cache)
     await cache.ready()
     assert.is(await child.call({ op: 'getOrSet', key: 'body', value: 'v1', deps: ['article:1'] }), 'v1')
@@ -191,8 +191,8 @@ processes('a bump in one OS process invalidates the entry in another once the bu
 processes('bus down: staleness is bounded by busDownTrustMs; after it, reads see new versions', async () => {
   const prefix = `bd${++prefixes}`
   const clock = { now: 1_800_000_000_000 }
-  const reader = createCache({ prefix, redis: server.url, logger: quiet, clock: () => clock.now, busDownTrustMs: 1000 })
-  const writer = createCache({ prefix, redis: server.url, logger: quiet, clock: () => clock.now })
+  const reader = createCache({ prefix, redis: server.url, ...patientRedis, logger: quiet, clock: () => clock.now, busDownTrustMs: 1000 })
+  const writer = createCache({ prefix, redis: server.url, ...patientRedis, logger: quiet, clock: () => clock.now })
   open.push(reader, writer)
   await Promise.all([reader.ready(), writer.ready()])
   const admin = server.client()

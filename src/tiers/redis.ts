@@ -56,6 +56,8 @@ local raw = redis.call('GET', KEYS[1])
 if not raw then return {'missing'} end
 local newline = string.find(raw, '\\n', 1, true)
 if string.sub(raw, 1, 4) ~= 'fc1|' or not newline then return {'nan'} end
+-- Only a JSON payload can be a number: a string stored as it is ('s') stays a string, even "5".
+if not string.match(string.sub(raw, 1, newline - 1), '^fc1|[^|]*|[^|]*|j|') then return {'nan'} end
 local text = string.sub(raw, newline + 1)
 if not string.match(text, '^%-?%d+$') then return {'nan'} end
 local n = tonumber(text) + tonumber(ARGV[1])
@@ -99,29 +101,45 @@ export class RedisTier {
    * Runs one Redis call under the timeout and the breaker.
    * Resolves to UNAVAILABLE when it was refused, failed or timed out; server-side script errors are rethrown.
    */
-  async run<T>(operation: string, call: (client: RedisClient) => Promise<T>, timeoutMs = this.#timeoutMs): Promise<T | Unavailable> {
-    if (!this.#breaker.allow()) return UNAVAILABLE
+  run<T>(operation: string, call: (client: RedisClient) => Promise<T>, timeoutMs = this.#timeoutMs): Promise<T | Unavailable> {
+    if (!this.#breaker.allow()) return Promise.resolve(UNAVAILABLE)
     if (DOWN_STATUSES.has(this.client.status)) {
       // Not connected: fail at once rather than queue or wait (the client reconnects on its own).
       this.#events.failed(operation, new Error(`the connection is ${this.client.status}`), this.#breaker.failure())
-      return UNAVAILABLE
+      return Promise.resolve(UNAVAILABLE)
     }
-    let timer: NodeJS.Timeout | undefined
-    const pending = call(this.client)
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)
+    // One promise and one timer per call, no Promise.race: this is on the path of every L2 read.
+    return new Promise((resolve) => {
+      let settled = false
+      const fail = (error: unknown): void => {
+        if (settled) return
+        settled = true
+        this.#events.failed(operation, error, this.#breaker.failure())
+        resolve(UNAVAILABLE)
+      }
+      const timer = setTimeout(() => fail(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)
+      let pending: Promise<T>
+      try {
+        pending = call(this.client)
+      } catch (error) {
+        clearTimeout(timer)
+        fail(error)
+        return
+      }
+      pending.then(
+        (value) => {
+          clearTimeout(timer)
+          if (settled) return
+          settled = true
+          if (this.#breaker.success()) this.#events.recovered()
+          resolve(value)
+        },
+        (error: unknown) => {
+          clearTimeout(timer)
+          fail(error)
+        },
+      )
     })
-    try {
-      const value = await Promise.race([pending, timeout])
-      if (this.#breaker.success()) this.#events.recovered()
-      return value
-    } catch (error) {
-      pending.catch(() => {})
-      this.#events.failed(operation, error, this.#breaker.failure())
-      return UNAVAILABLE
-    } finally {
-      clearTimeout(timer)
-    }
   }
 
   /** Runs a Lua script by SHA, loading it on first use. */
@@ -136,10 +154,8 @@ export class RedisTier {
     }
   }
 
-  async get(key: string): Promise<Entry | undefined | Unavailable> {
-    const raw = await this.run('get', (c) => c.get(key))
-    if (raw === UNAVAILABLE || raw === null) return raw === null ? undefined : raw
-    return this.#decode(key, raw)
+  get(key: string): Promise<Entry | undefined | Unavailable> {
+    return this.run('get', (c) => c.get(key)).then((raw) => (raw === UNAVAILABLE ? raw : raw === null ? undefined : this.#decode(key, raw)))
   }
 
   /** Reads many keys in one round trip (MGET; per-key GETs pipelined together on a cluster). */
@@ -152,20 +168,20 @@ export class RedisTier {
     return raws.map((raw, i) => (raw === null ? undefined : this.#decode(keys[i] as string, raw)))
   }
 
-  async set(key: string, entry: Entry, json: string, now: number): Promise<boolean | Unavailable> {
-    const raw = encodeEntry(entry, json)
+  async set(key: string, entry: Entry, payload: string, now: number): Promise<boolean | Unavailable> {
+    const raw = encodeEntry(entry, payload)
     const px = entry.expiresAt === null ? null : Math.max(1, entry.expiresAt - now)
     const reply = await this.run('set', (c) => (px === null ? c.set(key, raw) : c.set(key, raw, 'PX', px)))
     return reply === UNAVAILABLE ? reply : true
   }
 
   /** Writes many entries in one round trip. */
-  async setMany(items: readonly { key: string; entry: Entry; json: string }[], now: number): Promise<boolean | Unavailable> {
+  async setMany(items: readonly { key: string; entry: Entry; payload: string }[], now: number): Promise<boolean | Unavailable> {
     if (items.length === 0) return true
     const reply = await this.run('setMany', async (c) => {
       const pipeline = c.pipeline()
-      for (const { key, entry, json } of items) {
-        const raw = encodeEntry(entry, json)
+      for (const { key, entry, payload } of items) {
+        const raw = encodeEntry(entry, payload)
         if (entry.expiresAt === null) pipeline.set(key, raw)
         else pipeline.set(key, raw, 'PX', Math.max(1, entry.expiresAt - now))
       }
@@ -178,8 +194,8 @@ export class RedisTier {
   }
 
   /** SET NX: true when stored, false when a value was already there. */
-  async add(key: string, entry: Entry, json: string, now: number): Promise<boolean | Unavailable> {
-    const raw = encodeEntry(entry, json)
+  async add(key: string, entry: Entry, payload: string, now: number): Promise<boolean | Unavailable> {
+    const raw = encodeEntry(entry, payload)
     const reply = await this.run('add', (c) =>
       entry.expiresAt === null ? c.set(key, raw, 'NX') : c.set(key, raw, 'PX', Math.max(1, entry.expiresAt - now), 'NX'),
     )

@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert'
 import { type EtaFragmentPlugin, fragmentCache } from '../../extensions/eta.ts'
 import { FragmentCache } from '../../src/fragments.ts'
 import { type CacheOptions, type TieredCache, TemplateTagError, createCache, runInRequestScope } from '../../src/index.ts'
-import { RedisServer } from '../support/redis-server.ts'
+import { RedisServer, patientRedis } from '../support/redis-server.ts'
 import { expectedHtml, loadSite } from '../../fixtures/site.ts'
 
 const FIXTURES = fileURLToPath(new URL('../../fixtures/', import.meta.url))
@@ -41,7 +41,7 @@ const makers: [string, Make][] = [
   [
     'redis',
     async (options) => {
-      const cache = createCache({ prefix: `eta${++prefixes}`, redis: server.url, logger: quiet, earlyRefresh: 0, ...options })
+      const cache = createCache({ prefix: `eta${++prefixes}`, redis: server.url, ...patientRedis, logger: quiet, earlyRefresh: 0, ...options })
       open.push(cache)
       await cache.ready()
       return cache
@@ -556,7 +556,7 @@ const redis = suite('Eta cache tag :: Redis')
 redis('a second process (its own L1) gets the fragments from Redis without running a body', async () => {
   const prefix = `eta${++prefixes}`
   const make: Make = async (options) => {
-    const cache = createCache({ prefix, redis: server.url, logger: quiet, earlyRefresh: 0, ...options })
+    const cache = createCache({ prefix, redis: server.url, ...patientRedis, logger: quiet, earlyRefresh: 0, ...options })
     open.push(cache)
     await cache.ready()
     return cache

@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert'
 import { FragmentCacheExtension } from '../../extensions/nunjucks.ts'
 import { FragmentCache } from '../../src/fragments.ts'
 import { type CacheOptions, type TieredCache, createCache, runInRequestScope } from '../../src/index.ts'
-import { RedisServer } from '../support/redis-server.ts'
+import { RedisServer, patientRedis } from '../support/redis-server.ts'
 import { type Article, type SiteData as Site, expectedHtml, loadSite } from '../../fixtures/site.ts'
 
 // ─── helpers ──────────────────────────────────────────────────────────────────────────────────────────────
@@ -483,7 +483,7 @@ redis.after(async () => {
 })
 
 async function redisHarness(prefix: string): Promise<Harness> {
-  const h = harness({ redis: server!.url, prefix, redisTimeoutMs: 200 })
+  const h = harness({ redis: server!.url, prefix, ...patientRedis })
   opened.push(h.cache)
   await h.cache.ready()
   return h

@@ -5,6 +5,7 @@
 import { fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { createCache } from '../../src/index.ts'
+import { patientRedis } from './redis-server.ts'
 
 type Request =
   | { id: number; op: 'getOrSet'; key: string; value: unknown; deps?: string[] }
@@ -50,7 +51,7 @@ export async function startCacheProcess(url: string, prefix: string): Promise<Ca
 }
 
 if (process.send && process.argv[2] && process.argv[3]) {
-  const cache = createCache({ redis: process.argv[2], prefix: process.argv[3], logger: { warn: () => {}, error: () => {} } })
+  const cache = createCache({ redis: process.argv[2], prefix: process.argv[3], ...patientRedis, logger: { warn: () => {}, error: () => {} } })
   const ready = cache.ready()
   let computes = 0
   process.on('message', async (request: Request) => {

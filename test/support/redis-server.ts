@@ -11,6 +11,12 @@ process.on('exit', () => {
   for (const child of running) child.kill('SIGKILL')
 })
 
+/**
+ * Redis options for tests that are not about timeouts: the machine running them may be busy, and a 50 ms bound
+ * would turn a slow answer into a miss (or an AtomicityError) the test did not ask for. Outage tests set their own.
+ */
+export const patientRedis = { redisTimeoutMs: 1000, redisBreaker: { threshold: 5, cooldownMs: 100 } } as const
+
 /** A free TCP port on 127.0.0.1. */
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -2,7 +2,7 @@ import { Redis } from 'ioredis'
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { AtomicityError, type TieredCache, createCache } from '../../src/index.ts'
-import { RedisServer, eventually } from '../support/redis-server.ts'
+import { RedisServer, eventually, patientRedis } from '../support/redis-server.ts'
 
 const server = await RedisServer.start()
 const logged: string[] = []
@@ -14,8 +14,7 @@ function make(extra: Parameters<typeof createCache>[0] = {}): TieredCache {
   const cache = createCache({
     prefix: `r${++prefixes}`,
     redis: server.url,
-    // Generous: the machine running the tests may be busy. The outage tests set their own tight bounds.
-    redisTimeoutMs: 1000,
+    ...patientRedis,
     redisBreaker: { threshold: 1, cooldownMs: 100 },
     logger,
     ...extra,
@@ -39,7 +38,7 @@ tier('a hit in Redis back-fills L1 with the remaining TTL, never a fresh one', a
   await writer.ready()
   await writer.set('bf', 'v', 100)
   clock.now += 90_000
-  const reader = createCache({ prefix: `r${prefixes}`, redis: server.url, clock: () => clock.now, logger })
+  const reader = createCache({ prefix: `r${prefixes}`, redis: server.url, ...patientRedis, clock: () => clock.now, logger })
   open.push(reader)
   await reader.ready()
   assert.is(await reader.get('bf'), 'v')
@@ -178,7 +177,7 @@ outage('Redis stopped mid-test: reads miss quickly, writes do not throw, L1 keep
     raw.disconnect()
     return stored === 1
   }, 10_000, 'the cache to write to Redis again')
-  const fresh = createCache({ prefix: `r${prefixes}`, redis: server.url, logger })
+  const fresh = createCache({ prefix: `r${prefixes}`, redis: server.url, ...patientRedis, logger })
   open.push(fresh)
   await fresh.ready()
   assert.is(await fresh.get('after'), 'in redis again', 'served from Redis after the restart')
