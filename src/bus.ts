@@ -10,8 +10,6 @@ export interface BusHandlers {
   message(message: BusMessage): void
   /** The subscription was (re)established: messages may have been missed while it was down. */
   connected(): void
-  /** The subscription was lost. */
-  disconnected(): void
 }
 
 /**
@@ -91,7 +89,6 @@ export class InvalidationBus {
     if (healthy === this.#healthy) return
     this.#healthy = healthy
     if (healthy) this.#handlers.connected()
-    else this.#handlers.disconnected()
   }
 
   #receive(text: string): void {

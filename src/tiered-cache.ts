@@ -91,7 +91,6 @@ export class TieredCache {
   #clearEpoch = 0
   /** Redis reads under way; with none, no invalidation needs remembering. */
   #farReads = 0
-  #busDownSince: number | null = null
 
   constructor(options: CacheOptions = {}) {
     const o = checkCacheOptions(options)
@@ -144,12 +143,8 @@ export class TieredCache {
         },
         connected: () => {
           // Messages sent while the bus was down are lost: nothing this process holds can be trusted any more.
-          this.#busDownSince = null
           this.#dropLocal()
           this.versions.dropAll()
-        },
-        disconnected: () => {
-          this.#busDownSince = this.#clock()
         },
       })
       this.#bus.ready().catch(() => {})
@@ -613,11 +608,11 @@ export class TieredCache {
     return entry
   }
 
-  /** The L1 entry, unless the bus has been down so long that another process may have changed it. */
+  /** The L1 entry, unless the bus is down and the entry is older than `busDownTrustMs` (another process may have changed it). */
   #trustedLocal(fullKey: string, now: number): Entry | undefined {
     const slot = this.#memory.getSlot(fullKey, now)
     if (slot === undefined) return undefined
-    if (this.#redis && this.#busDownSince !== null && now - slot.storedAt > this.#busDownTrustMs) return undefined
+    if (this.#bus?.healthy === false && now - slot.storedAt > this.#busDownTrustMs) return undefined
     return slot.entry
   }
 
