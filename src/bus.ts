@@ -31,12 +31,19 @@ export class InvalidationBus {
   readonly #handlers: BusHandlers
   #healthy = false
   readonly #ready: Promise<void>
+  #resolveReady: () => void = () => {}
+  #retry: NodeJS.Timeout | undefined
+  #closed = false
 
   constructor(client: RedisClient, channel: string, handlers: BusHandlers) {
     this.#channel = channel
     this.#publisher = client
     this.#handlers = handlers
     this.#subscriber = (client.duplicate as () => RedisClient).call(client)
+    // The bus subscribes again itself on every 'ready', with a handler. ioredis's own resubscription has none: a
+    // connection lost while it is under way would surface as an unhandled rejection and could end the process.
+    const options = (this.#subscriber as { options?: { autoResubscribe?: boolean } }).options
+    if (options) options.autoResubscribe = false
     this.#subscriber.on('message', (channel: string, text: string) => {
       if (channel === this.#channel) this.#receive(text)
     })
@@ -45,11 +52,8 @@ export class InvalidationBus {
     this.#subscriber.on('error', () => {})
     // Subscribe on every 'ready' (the first connection and each reconnection): only once the subscription is
     // in place is the bus listening, and only then may the cache trust its L1 again.
-    let resolveReady: () => void = () => {}
-    this.#ready = new Promise((resolve) => (resolveReady = resolve))
-    this.#subscriber.on('ready', () => {
-      this.#subscribe().then(resolveReady, () => this.#setHealthy(false))
-    })
+    this.#ready = new Promise((resolve) => (this.#resolveReady = resolve))
+    this.#subscriber.on('ready', () => this.#subscribe())
   }
 
   /** Resolves once the first subscription is in place. */
@@ -75,14 +79,30 @@ export class InvalidationBus {
 
   /** Unsubscribes and closes the bus's own connection. */
   async close(): Promise<void> {
+    this.#closed = true
+    clearTimeout(this.#retry)
     this.#subscriber.removeAllListeners('ready')
     this.#subscriber.disconnect()
     this.#healthy = false
   }
 
-  async #subscribe(): Promise<void> {
-    await this.#subscriber.subscribe(this.#channel)
-    this.#setHealthy(true)
+  /** Subscribes; on a refusal with the connection up (an ACL, say), tries again every second until it works. */
+  #subscribe(): void {
+    this.#subscriber.subscribe(this.#channel).then(
+      () => {
+        this.#setHealthy(true)
+        this.#resolveReady()
+      },
+      () => {
+        this.#setHealthy(false)
+        if (this.#closed || this.#retry !== undefined) return
+        this.#retry = setTimeout(() => {
+          this.#retry = undefined
+          if (!this.#closed && this.#subscriber.status === 'ready') this.#subscribe()
+        }, 1000)
+        this.#retry.unref()
+      },
+    )
   }
 
   #setHealthy(healthy: boolean): void {
