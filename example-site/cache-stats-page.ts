@@ -7,8 +7,6 @@ export interface CacheStatsPageData {
   stats: CacheStatsSnapshot
   fragments: FragmentCountRow[]
   pages: Map<string, PageCounts>
-  /** Whether this process has a Redis tier (else its row says so instead of showing 0%). */
-  redis: boolean
 }
 
 /**
@@ -17,10 +15,12 @@ export interface CacheStatsPageData {
  *
  * @example
  * ```ts
- * res.type('html').send(cacheStatsPage({ stats: cache.stats(), fragments: [], pages: new Map(), redis: false }))
+ * res.type('html').send(cacheStatsPage({ stats: cache.stats(), fragments: [], pages: new Map() }))
  * ```
  */
-export function cacheStatsPage({ stats, fragments, pages, redis }: CacheStatsPageData): string {
+export function cacheStatsPage({ stats, fragments, pages }: CacheStatsPageData): string {
+  // Without a Redis tier its row says so instead of showing 0%.
+  const redis = stats.redis.configured
   const tiers = [
     rateRow('Request scope', stats.request.hits, stats.request.misses),
     rateRow('Memory (L1, lru-cache)', stats.memory.hits, stats.memory.misses),

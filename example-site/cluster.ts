@@ -34,19 +34,29 @@ if (cluster.isPrimary) {
   const env = { UPSTREAM_URL: options.upstreamUrl ?? upstream?.url ?? '' }
   for (let i = 0; i < workers; i++) cluster.fork(env)
   let online = 0
-  cluster.on('listening', () => {
+  cluster.on('listening', (_worker, address) => {
     online += 1
     if (online === workers) {
-      const url = `http://${options.host}:${options.port}`
+      // The workers share one port; with PORT=0 it is the one the first worker was given.
+      const url = `http://${options.host}:${address.port}`
       console.log(`fragcache demo cluster: ${workers} workers on ${url}/ sharing Redis at ${options.redisUrl}`)
-      console.log(`  each page's footer names the worker (pid) that rendered it; /_cache counts per worker`)
+      console.log(`  each page's footer names the worker (pid) that rendered it, the X-Worker header the one that answered; /_cache counts per worker`)
     }
   })
   cluster.on('exit', (worker, code, signal) => {
     if (signal !== 'SIGTERM' && signal !== 'SIGINT' && code !== 0) console.error(`worker ${worker.process.pid} exited (${signal ?? code})`)
   })
   const stop = async () => {
-    for (const worker of Object.values(cluster.workers ?? {})) worker?.kill('SIGTERM')
+    // Wait for the workers to close their caches and the database (bounded), so that nothing outlives the primary.
+    const exits = Object.values(cluster.workers ?? {}).map(
+      (worker) =>
+        new Promise<void>((resolve) => {
+          if (worker === undefined || worker.isDead()) return resolve()
+          worker.once('exit', () => resolve())
+          worker.kill('SIGTERM')
+        }),
+    )
+    await Promise.race([Promise.all(exits), new Promise((resolve) => setTimeout(resolve, 5000).unref())])
     await upstream?.close()
     process.exit(0)
   }

@@ -31,8 +31,6 @@ export interface SiteOptions {
   city?: string
   /** Seconds the forecast widget fragment and the per-view forecast page live (default 60). */
   widgetTtl?: number
-  /** Whether `cache` has a Redis tier, for the `/_cache` page (default false). */
-  usesRedis?: boolean
 }
 
 /** A demo site, ready to `listen`. */
@@ -54,7 +52,8 @@ const PUBLIC = fileURLToPath(new URL('./public/', import.meta.url))
 /**
  * Builds the demo site: the same pages in Nunjucks (`/nunjucks/…`) and Eta (`/eta/…`), a fake login
  * (`/login/alice`), an edit form that saves through the article model (bumping its data version), and
- * `/_cache`, the hit rates drawn as bars.
+ * `/_cache`, the hit rates drawn as bars (with a Redis row when the cache has a Redis tier). Every response names
+ * the process that answered in `X-Worker`.
  *
  * @example
  * ```ts
@@ -78,6 +77,12 @@ export async function createSite(options: SiteOptions): Promise<Site> {
   const app = express()
   app.disable('x-powered-by')
   app.set('etag', false)
+  // Which process answered (a page served from the shared cache still names, in its footer, the one that rendered
+  // it): with `start:cluster` this tells the workers apart. Set before `cachePage`, so it is never stored.
+  app.use(function workerHeader(_req, res, next) {
+    res.setHeader('X-Worker', String(process.pid))
+    next()
+  })
   app.use(cookieParser())
   // Only a staff member's `?refresh=1` recomputes every fragment of the page (and writes it through).
   app.use(requestScope(cache, { forceRefresh: (req) => req.query.refresh === '1' && userOf(req, users)?.staff === true }))
@@ -109,7 +114,7 @@ export async function createSite(options: SiteOptions): Promise<Site> {
 
   app.get('/_cache', (_req, res) => {
     res.setHeader('Cache-Control', 'no-store')
-    res.type('html').send(cacheStatsPage({ stats: cache.stats(), fragments: renderers.fragmentCounts(), pages: pages.snapshot(), redis: options.usesRedis === true }))
+    res.type('html').send(cacheStatsPage({ stats: cache.stats(), fragments: renderers.fragmentCounts(), pages: pages.snapshot() }))
   })
   app.post('/_cache/invalidate', express.urlencoded({ extended: false, limit: '1kb' }), async (req, res) => {
     const prefix = String((req.body as Record<string, unknown> | undefined)?.prefix ?? '')

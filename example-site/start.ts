@@ -53,7 +53,6 @@ export async function startSite(options: StartOptions): Promise<{ site: Site; ur
     dbFile: options.dbFile,
     upstreamUrl: options.upstreamUrl,
     upstreamDelayMs: options.upstreamDelayMs,
-    usesRedis: options.redisUrl !== undefined,
   })
   const server = await site.listen(options.port, options.host)
   const address = server.address()

@@ -1,0 +1,289 @@
+// `npm run start:cluster` for real: example-site/cluster.ts in its own process, forking two workers that share one
+// port, one private redis-server and one SQLite file. A save through the edit form on one worker must show on the
+// other on its next views: the article body fragment, the per-view cached category page, the sidebar fragment.
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { type IncomingHttpHeaders, request } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { RedisServer, eventually } from '../support/redis-server.ts'
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+const ENGINES = ['nunjucks', 'eta'] as const
+
+interface Answer {
+  status: number
+  headers: IncomingHttpHeaders
+  body: string
+  /** The pid in `X-Worker`: the worker that answered. */
+  worker: number
+}
+
+interface Context {
+  redis: RedisServer
+  dir: string
+  primary: ChildProcess
+  output: { stdout: string; stderr: string }
+  base: string
+  workers: number[]
+}
+
+/** One request on a connection of its own (no keep-alive), so that the cluster's round robin picks the worker. */
+function send(base: string, path: string, form?: Record<string, string>): Promise<Answer> {
+  const payload = form === undefined ? undefined : new URLSearchParams(form).toString()
+  const headers: Record<string, string | number> = { connection: 'close' }
+  if (payload !== undefined) {
+    headers['content-type'] = 'application/x-www-form-urlencoded'
+    headers['content-length'] = Buffer.byteLength(payload)
+  }
+  return new Promise((resolve, reject) => {
+    const req = request(base + path, { method: payload === undefined ? 'GET' : 'POST', agent: false, headers }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => (body += chunk))
+      res.on('error', reject)
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body, worker: Number(res.headers['x-worker']) }))
+    })
+    req.on('error', reject)
+    req.setTimeout(10_000, () => req.destroy(new Error(`${path}: no answer within 10 s`)))
+    req.end(payload)
+  })
+}
+
+/** A GET answered by one given worker: asks again (new connection each time) until that worker is the one. */
+async function getOn(context: Context, worker: number, path: string): Promise<Answer> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const answer = await send(context.base, path)
+    if (answer.worker === worker) return answer
+  }
+  throw new Error(`worker ${worker} did not answer GET ${path} in 50 requests (workers: ${context.workers.join(', ')})`)
+}
+
+function between(html: string, open: string, close: string): string {
+  const start = html.indexOf(open)
+  const end = html.indexOf(close, start)
+  assert.ok(start >= 0 && end > start, `expected ${open}…${close} in:\n${html}`)
+  return html.slice(start, end + close.length)
+}
+
+const bodyFragmentOf = (html: string) => between(html, '<div class="body">', '</div>')
+const articleListOf = (html: string) => between(html, '<ul class="articles">', '</ul>')
+const sidebarOf = (html: string) => between(html, '<section class="popular">', '</section>')
+
+/** Hits of one fragment in one engine, from a worker's `/_cache` page. */
+function fragmentHits(statsHtml: string, name: string, engine: string): number {
+  const row = new RegExp(`data-name="${name}"><span class="label">${name} <small>${engine}</small>.*? (\\d+) hits / \\d+ misses`).exec(statsHtml)
+  assert.ok(row, `no ${name} (${engine}) row in /_cache:\n${statsHtml}`)
+  return Number(row[1])
+}
+
+const OLD = {
+  title: 'SQLite is a fine demo database &lt;really&gt;',
+  body: `<div class="body">
+<p>better-sqlite3 runs queries synchronously, which keeps a model layer small.</p>
+<p>The cache does not care where the data comes from; it cares when it changes.</p>
+</div>`,
+}
+const EDIT = {
+  title: 'Saved on one worker, read on the other',
+  summary: 'Edited through the form while two workers had the old page cached.',
+  body: 'First paragraph, saved on the writer.\r\n\r\nSecond paragraph & a <tag>.',
+}
+const NEW = {
+  title: 'Saved on one worker, read on the other',
+  body: `<div class="body">
+<p>First paragraph, saved on the writer.</p>
+<p>Second paragraph &amp; a &lt;tag&gt;.</p>
+</div>`,
+}
+
+/** What one worker shows of article 8 now, in one engine: the article page and the per-view category page. */
+async function viewOn(context: Context, worker: number, engine: string) {
+  const article = await getOn(context, worker, `/${engine}/article/8`)
+  const category = await getOn(context, worker, `/${engine}/category/databases`)
+  return {
+    h1: between(article.body, '<h1>', '</h1>'),
+    fragment: bodyFragmentOf(article.body),
+    sidebar: sidebarOf(article.body),
+    list: articleListOf(category.body),
+    categoryCache: category.headers['x-cache'],
+  }
+}
+
+const showsEdit = (view: Awaited<ReturnType<typeof viewOn>>, engine: string) =>
+  view.h1 === `<h1>${NEW.title}</h1>` &&
+  view.fragment === NEW.body &&
+  view.list.includes(`<a href="/${engine}/article/8">${NEW.title}</a>`) &&
+  view.list.includes(`<p>${EDIT.summary}</p>`) &&
+  view.sidebar.includes(`<a href="/${engine}/article/8">${NEW.title}</a>`)
+
+/** Starts cluster.ts as `npm run start:cluster` does, on PORT=0, and waits for its "N workers on <url>" line. */
+async function startCluster(context: Context): Promise<void> {
+  context.redis = await RedisServer.start()
+  context.dir = mkdtempSync(join(tmpdir(), 'fragcache-workers-'))
+  context.output = { stdout: '', stderr: '' }
+  const primary = spawn(process.execPath, ['--import', 'tsx', 'example-site/cluster.ts'], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      REDIS_URL: context.redis.url,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      WORKERS: '2',
+      DB_FILE: join(context.dir, 'site.db'),
+      UPSTREAM_URL: '',
+      UPSTREAM_DELAY_MS: '20',
+      // Round robin is Node's default outside Windows; said here so that an inherited setting cannot change it.
+      NODE_CLUSTER_SCHED_POLICY: 'rr',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group: if it must be killed, its workers go with it.
+    detached: true,
+  })
+  context.primary = primary
+  primary.stdout?.setEncoding('utf8').on('data', (chunk: string) => (context.output.stdout += chunk))
+  primary.stderr?.setEncoding('utf8').on('data', (chunk: string) => (context.output.stderr += chunk))
+  process.once('exit', () => killGroup(primary))
+
+  const ready = /2 workers on (http:\/\/127\.0\.0\.1:\d+)\//
+  await eventually(() => ready.test(context.output.stdout) || primary.exitCode !== null, 60_000, 'the cluster to listen').catch((error: Error) => {
+    throw new Error(`${error.message}\nstdout:\n${context.output.stdout}\nstderr:\n${context.output.stderr}`)
+  })
+  const match = ready.exec(context.output.stdout)
+  if (match === null) throw new Error(`cluster.ts exited with ${primary.exitCode}:\n${context.output.stdout}\n${context.output.stderr}`)
+  context.base = match[1] as string
+
+  const seen = new Set<number>()
+  for (let attempt = 0; attempt < 50 && seen.size < 2; attempt++) seen.add((await send(context.base, '/nunjucks/')).worker)
+  context.workers = [...seen].sort((a, b) => a - b)
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+function killGroup(child: ChildProcess): void {
+  if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+    try {
+      process.kill(-child.pid, 'SIGKILL')
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** SIGTERM to the primary (it stops its workers first); SIGKILL to its process group if that takes over 15 s. */
+async function stopCluster(context: Context): Promise<void> {
+  const primary = context.primary
+  if (primary !== undefined && primary.exitCode === null && primary.signalCode === null) {
+    const exited = new Promise<void>((resolve) => primary.once('exit', () => resolve()))
+    primary.kill('SIGTERM')
+    const timer = setTimeout(() => killGroup(primary), 15_000)
+    await exited
+    clearTimeout(timer)
+  }
+}
+
+async function cleanUp(context: Context): Promise<void> {
+  try {
+    await stopCluster(context)
+    for (const pid of context.workers ?? []) if (alive(pid)) process.kill(pid, 'SIGKILL')
+  } finally {
+    await context.redis?.stop()
+    if (context.dir) rmSync(context.dir, { recursive: true, force: true })
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+const Cluster = suite<Context>('demo site :: start:cluster, two workers on one Redis')
+Cluster.before(startCluster)
+Cluster.after(cleanUp)
+
+Cluster('start :: two worker processes answer on one port, each naming itself in X-Worker', (context) => {
+  assert.is(context.workers.length, 2, `workers seen: ${context.workers.join(', ')}\n${context.output.stderr}`)
+  for (const worker of context.workers) {
+    assert.ok(Number.isInteger(worker) && worker > 0)
+    assert.is.not(worker, context.primary.pid)
+  }
+})
+
+Cluster('/_cache :: a worker draws its Redis tier (the cache has one)', async (context) => {
+  for (const worker of context.workers) {
+    const page = await getOn(context, worker, '/_cache')
+    assert.ok(page.body.includes(`<div class="who">process ${worker}</div>`))
+    assert.match(page.body, /<span class="label">Redis \(L2\)<\/span><span class="bar"/)
+    assert.not.ok(page.body.includes('not configured'))
+  }
+})
+
+Cluster('save :: an article edited on one worker shows on the other at its next views, fragments and per-view page', async (context) => {
+  const [first, second] = context.workers as [number, number]
+  // Warm both workers in both engines, twice: the article body fragment and the per-view category page are cached.
+  for (let round = 0; round < 2; round++) {
+    for (const worker of [first, second]) {
+      for (const engine of ENGINES) await viewOn(context, worker, engine)
+    }
+  }
+  for (const worker of [first, second]) {
+    const stats = (await getOn(context, worker, '/_cache')).body
+    for (const engine of ENGINES) {
+      const view = await viewOn(context, worker, engine)
+      assert.is(view.h1, `<h1>${OLD.title}</h1>`)
+      assert.is(view.fragment, OLD.body)
+      assert.ok(view.list.includes(`<a href="/${engine}/article/8">${OLD.title}</a>`))
+      assert.is(view.categoryCache, 'HIT', `${engine} category on worker ${worker}`)
+      assert.ok(fragmentHits(stats, 'article_body', engine) >= 1, `${engine} article_body hits on worker ${worker}`)
+    }
+  }
+
+  // The save lands on whichever worker the round robin picks: that one is the writer, the other the reader.
+  const saved = await send(context.base, '/eta/article/8/edit', EDIT)
+  assert.is(saved.status, 303, saved.body)
+  assert.is(saved.headers.location, '/eta/article/8')
+  const writer = saved.worker
+  const reader = writer === first ? second : first
+  assert.ok(context.workers.includes(writer), `the save was answered by ${writer}`)
+
+  // The writer applies its own bump at once (read-your-writes): no waiting.
+  for (const engine of ENGINES) {
+    const view = await viewOn(context, writer, engine)
+    assert.is(view.fragment, NEW.body)
+    assert.ok(showsEdit(view, engine), `writer ${writer} (${engine}):\n${JSON.stringify(view, null, 2)}`)
+  }
+  // The reader had everything cached; it shows the edit once the bus has told it (a generous bound, not a timing).
+  let last: unknown
+  await eventually(
+    async () => {
+      const views = await Promise.all(ENGINES.map(async (engine) => ({ engine, view: await viewOn(context, reader, engine) })))
+      last = views
+      return views.every(({ engine, view }) => showsEdit(view, engine))
+    },
+    10_000,
+    `worker ${reader} to show the article saved on worker ${writer}`,
+  ).catch((error: Error) => {
+    throw new Error(`${error.message}\n${JSON.stringify(last, null, 2)}`)
+  })
+  for (const engine of ENGINES) {
+    const view = await viewOn(context, reader, engine)
+    assert.is(view.h1, `<h1>${NEW.title}</h1>`)
+    assert.is(view.fragment, NEW.body)
+    assert.not.ok(view.list.includes(OLD.title))
+    assert.not.ok(view.sidebar.includes(OLD.title))
+  }
+})
+
+Cluster('stop :: SIGTERM to the primary stops every worker', async (context) => {
+  await stopCluster(context)
+  assert.is(context.primary.exitCode, 0, context.output.stderr)
+  for (const worker of context.workers) assert.not.ok(alive(worker), `worker ${worker} still running`)
+})
+
+Cluster.run()
