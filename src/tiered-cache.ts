@@ -168,13 +168,19 @@ export class TieredCache {
    * ```
    */
   async ready(timeoutMs = 5000): Promise<void> {
-    if (!this.#bus) return
+    if (!this.#bus || !this.#redis) return
+    const client = this.#redis.client
+    // The bus has a connection of its own, which may be ready before the cache's: wait for both.
+    const clientReady =
+      client.status === 'ready' || client.status === 'wait'
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => client.once('ready', () => resolve()))
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`fragcache: Redis was not ready within ${timeoutMs} ms`)), timeoutMs)
     })
     try {
-      await Promise.race([this.#bus.ready(), timeout])
+      await Promise.race([Promise.all([clientReady, this.#bus.ready()]), timeout])
     } finally {
       clearTimeout(timer)
     }
