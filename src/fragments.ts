@@ -55,8 +55,11 @@ const TAG_PATTERN = /^\S{1,200}$/
 export class FragmentCache {
   readonly cache: TieredCache
   readonly #counts = new Map<string, FragmentCounts>()
-  /** Keys already built for fragments whose inputs are plain values: hashing costs more than a tag hit itself. */
-  readonly #keys = new Map<string, string>()
+  /**
+   * Fragments already checked and keyed, by the exact values of the call (for calls made only of plain values):
+   * checking and hashing cost more than a hit itself, and a template calls the same tag with the same values often.
+   */
+  readonly #prepared = new PreparedMemo()
 
   constructor(cache: TieredCache) {
     this.cache = cache
@@ -67,6 +70,9 @@ export class FragmentCache {
    * @throws TemplateTagError naming the template, line and what was wrong (a missing name, a bad TTL, bad deps).
    */
   prepare(call: FragmentCall): PreparedFragment {
+    const path = callPath(call)
+    const known = path === undefined ? undefined : this.#prepared.get(path)
+    if (known !== undefined) return known
     const { template, line } = call
     const name = typeof call.name === 'number' ? String(call.name) : call.name
     if (typeof name !== 'string' || name.length === 0) {
@@ -81,7 +87,15 @@ export class FragmentCache {
       )
     }
     const deps = checkDeps(call.deps, name, template, line)
-    return { name, key: this.#key(name, call), ttl, deps, template, line }
+    let key: string
+    try {
+      key = this.cache.keys.build('frag', name, [call.digest, ...call.inputs])
+    } catch (error) {
+      throw new TemplateTagError(template, line, `fragcache: fragment "${name}" cannot vary by its inputs: ${describe(error)}`)
+    }
+    const prepared: PreparedFragment = { name, key, ttl, deps, template, line }
+    if (path !== undefined) this.#prepared.set(path, prepared)
+    return prepared
   }
 
   /**
@@ -129,24 +143,6 @@ export class FragmentCache {
     return new Map([...this.#counts].map(([name, c]) => [name, { ...c }]))
   }
 
-  #key(name: string, call: FragmentCall): string {
-    // JSON keeps 1 and "1" apart; only plain values are memoized, so the signature is exact.
-    const signature = call.inputs.every(isPlain) ? JSON.stringify([name, call.digest, call.inputs]) : undefined
-    const known = signature === undefined ? undefined : this.#keys.get(signature)
-    if (known !== undefined) return known
-    let key: string
-    try {
-      key = this.cache.keys.build('frag', name, [call.digest, ...call.inputs])
-    } catch (error) {
-      throw new TemplateTagError(call.template, call.line, `fragcache: fragment "${name}" cannot vary by its inputs: ${describe(error)}`)
-    }
-    if (signature !== undefined) {
-      if (this.#keys.size >= 10_000) this.#keys.clear()
-      this.#keys.set(signature, key)
-    }
-    return key
-  }
-
   #count(name: string): FragmentCounts {
     let counts = this.#counts.get(name)
     if (counts === undefined) this.#counts.set(name, (counts = { hits: 0, misses: 0 }))
@@ -165,8 +161,61 @@ export function sourceDigest(source: string): string {
   return hash('sha1', source, 'base64url').slice(0, 16)
 }
 
-function isPlain(value: unknown): boolean {
-  return value === null || typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value))
+/**
+ * The values that identify a call, in order, when they are all plain (strings, numbers, booleans, null, undefined);
+ * undefined otherwise. Counts stand before the variable-length parts, so two different calls never share a path.
+ */
+function callPath(call: FragmentCall): unknown[] | undefined {
+  const { name, ttl, deps, inputs } = call
+  if (typeof name !== 'string' || (ttl !== null && typeof ttl !== 'number')) return undefined
+  const path: unknown[] = [call.template, call.line, call.digest, name, ttl]
+  if (deps === undefined || deps === null) path.push(-1)
+  else if (!Array.isArray(deps)) return undefined
+  else path.push(deps.length, ...deps)
+  path.push(inputs.length)
+  for (const value of inputs) {
+    // An object is a key by identity in a Map, and could change between renders: never memoized.
+    if ((value !== null && typeof value === 'object') || typeof value === 'function' || typeof value === 'symbol') return undefined
+    path.push(value)
+  }
+  return path
+}
+
+const LEAF = Symbol('fragcache.prepared')
+type Node = Map<unknown, Node | PreparedFragment>
+
+/**
+ * A trie of Maps keyed by the call's values themselves. Cheaper than one Map keyed by a string built per call, which
+ * V8 must flatten and hash every time; Map's SameValueZero keeps `1` and `"1"` apart, as the key encoding does.
+ */
+class PreparedMemo {
+  #root: Node = new Map()
+  #size = 0
+
+  get(path: readonly unknown[]): PreparedFragment | undefined {
+    let node: Node | undefined = this.#root
+    for (const value of path) {
+      node = node.get(value) as Node | undefined
+      if (node === undefined) return undefined
+    }
+    return node.get(LEAF) as PreparedFragment | undefined
+  }
+
+  set(path: readonly unknown[], prepared: PreparedFragment): void {
+    // Bounded: a template varying by an unbounded input (a timestamp, say) must not grow this forever.
+    if (this.#size >= 10_000) {
+      this.#root = new Map()
+      this.#size = 0
+    }
+    let node = this.#root
+    for (const value of path) {
+      let next = node.get(value) as Node | undefined
+      if (next === undefined) node.set(value, (next = new Map()))
+      node = next
+    }
+    node.set(LEAF, prepared)
+    this.#size += 1
+  }
 }
 
 function checkDeps(deps: unknown, name: string, template: string, line: number): readonly string[] {
