@@ -364,7 +364,8 @@ export class TieredCache {
   peekByKey(fullKey: string): { value: unknown } | undefined {
     const scope = tryGetRequestScope()
     if (scope?.forceRefresh && !scope.refreshed.has(fullKey)) return undefined
-    const entry = this.#readNear(fullKey, scope, this.#clock())
+    // A probe: its misses are not counted, the read that follows it counts them.
+    const entry = this.#readNear(fullKey, scope, this.#clock(), false)
     if (entry === undefined) return undefined
     recordDeps(entry.deps)
     return { value: entry.value }
@@ -587,26 +588,26 @@ export class TieredCache {
   }
 
   /** The request scope, then L1, without waiting; undefined when a slower read is needed. */
-  #readNear(fullKey: string, scope: RequestScope | undefined, now: number): Entry | undefined {
+  #readNear(fullKey: string, scope: RequestScope | undefined, now: number, countMisses = true): Entry | undefined {
     if (scope !== undefined) {
       const scoped = scope.entries.get(fullKey)
       if (scoped !== undefined && !isExpired(scoped, now)) {
         this.#stats.hit('request')
         return scoped
       }
-      this.#stats.miss('request')
+      if (countMisses) this.#stats.miss('request')
     }
     const entry = this.#trustedLocal(fullKey, now)
     if (entry !== undefined && entry.deps !== null) {
       const valid = this.versions.check(entry.deps)
       if (valid === false) this.#memory.delete(fullKey)
       if (valid !== true) {
-        this.#stats.miss('memory')
+        if (countMisses) this.#stats.miss('memory')
         return undefined
       }
     }
     if (entry === undefined) {
-      this.#stats.miss('memory')
+      if (countMisses) this.#stats.miss('memory')
       return undefined
     }
     this.#stats.hit('memory')
