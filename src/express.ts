@@ -3,9 +3,9 @@ import { runInRequestScope, tryGetRequestScope } from './request-scope.ts'
 import type { TieredCache } from './tiered-cache.ts'
 import { type CacheState, markDelivery, sendCaptured, sendStored, since } from './express/deliver.ts'
 import { type PageCacheOptions, type ResolvedPageOptions, checkCache, checkKnown, checkPageOptions, optionalFunction } from './express/options.ts'
-import { type PageKey, pageKey, pathTags, prefixTag, requestCookies, requestPath } from './express/page-key.ts'
-import { type CapturedResponse, type ResponseTap, methodsOf, tapResponse } from './express/response-tap.ts'
-import { type StorePolicy, type StoredPage, isStoredPage, snapshotHeaders, toStoredPage, unstorableReason } from './express/stored-page.ts'
+import { type PageKey, PageKeys, prefixTag, requestCookies } from './express/page-key.ts'
+import { type CapturedResponse, type ResponseMethods, type ResponseTap, methodsOf, tapResponse } from './express/response-tap.ts'
+import { type StorePolicy, type StoredPage, readyPage, snapshotHeaders, toStoredPage, unstorableReason } from './express/stored-page.ts'
 
 export type { PageCacheOptions } from './express/options.ts'
 export type { StoredPage } from './express/stored-page.ts'
@@ -124,6 +124,7 @@ interface PageContext {
   readonly o: ResolvedPageOptions
   readonly policy: StorePolicy
   readonly inflight: Map<string, Promise<StoredPage | undefined>>
+  readonly keys: PageKeys
 }
 
 function createPageHandler(cache: TieredCache, options: PageCacheOptions, where: string) {
@@ -132,7 +133,8 @@ function createPageHandler(cache: TieredCache, options: PageCacheOptions, where:
   const keyed = new Set([...o.varyHeaders, ...(o.varyCookies.length > 0 ? ['cookie'] : [])])
   let inflight = rendering.get(cache)
   if (inflight === undefined) rendering.set(cache, (inflight = new Map()))
-  const context: PageContext = { cache, o, policy: { statuses: o.statuses, keyedHeaders: keyed }, inflight }
+  const policy: StorePolicy = { statuses: o.statuses, keyedHeaders: keyed }
+  const context: PageContext = { cache, o, policy, inflight, keys: new PageKeys(cache, o) }
   return (req: Request, res: Response, next: NextFunction): void => {
     const marked = req as Request & { [HANDLED]?: true }
     if (marked[HANDLED]) {
@@ -140,16 +142,64 @@ function createPageHandler(cache: TieredCache, options: PageCacheOptions, where:
       return
     }
     marked[HANDLED] = true
-    const serve = (): Promise<void> => servePage(context, req, res, next)
-    // Without requestScope in front, the page still gets one scope (one version snapshot for all its fragments).
+    const started = performance.now()
+    let key: PageKey | undefined
+    try {
+      key = cacheableKey(context, req)
+      if (key !== undefined) {
+        for (const header of keyed) res.vary(header)
+        if (serveNear(context, req, res, key, started)) return
+      }
+    } catch (error) {
+      next(error)
+      return
+    }
+    const serve = (): Promise<void> => servePage(context, req, res, next, key, started)
+    // Whatever runs the view runs it in a request scope: without requestScope in front, the page gets one of its
+    // own (one version snapshot for all its fragments). A hit served from memory above needs none.
     void (tryGetRequestScope() === undefined ? runInRequestScope(serve) : serve())
   }
 }
 
-/** One request through the page cache; never rejects (errors go to `next` while the view has not run). */
-async function servePage(context: PageContext, req: Request, res: Response, next: NextFunction): Promise<void> {
+/** The page's key, or undefined when the request bypasses the cache (method, skip, host, credentials, range, depth). */
+function cacheableKey(context: PageContext, req: Request): PageKey | undefined {
+  const { o } = context
+  const method = req.method
+  if ((method !== 'GET' && method !== 'HEAD') || o.skip?.(req) === true) return undefined
+  const host = allowedHost(req, o)
+  if (host === false || signedIn(req, o) || req.headers.range !== undefined) return undefined
+  return context.keys.of(req, host)
+}
+
+/**
+ * The hit that needs no waiting: the page is in L1 (or this request's scope) with its deps known to be current.
+ * Writes it out and returns true; false when only the asynchronous path can tell (or a refresh is forced).
+ */
+function serveNear(context: PageContext, req: Request, res: Response, key: PageKey, started: number): boolean {
+  const head = req.method === 'HEAD'
+  if (!head && tryGetRequestScope()?.forceRefresh === true) return false
+  const found = context.cache.peekByKey(key.fullKey)
+  const ready = found === undefined ? undefined : readyPage(found.value)
+  if (ready === undefined) return false
+  const timing = `cache;desc=hit;dur=${since(started)}`
+  const delivery = { ifNoneMatch: header(req, 'if-none-match'), head, now: context.o.clock(), state: 'HIT' as const, timing }
+  sendStored(res, res as unknown as ResponseMethods, ready, delivery)
+  return true
+}
+
+/**
+ * One request through the page cache when {@link serveNear} could not answer it (`key` undefined: a bypass);
+ * never rejects (errors go to `next` while the view has not run).
+ */
+async function servePage(
+  context: PageContext,
+  req: Request,
+  res: Response,
+  next: NextFunction,
+  key: PageKey | undefined,
+  started: number,
+): Promise<void> {
   const { cache, o } = context
-  const started = performance.now()
   let handedOver = false
   const handOver = (state: CacheState, timing: string | undefined): void => {
     if (timing !== undefined) markDelivery(res, state, timing)
@@ -157,26 +207,19 @@ async function servePage(context: PageContext, req: Request, res: Response, next
     next()
   }
   try {
+    if (key === undefined) return handOver('BYPASS', 'cache;desc=bypass')
     const method = req.method
-    if ((method !== 'GET' && method !== 'HEAD') || o.skip?.(req) === true) return handOver('BYPASS', 'cache;desc=bypass')
-    const path = requestPath(req)
-    const tags = pathTags(path)
-    const host = allowedHost(req, o)
-    if (tags === undefined || host === false || signedIn(req, o) || req.headers.range !== undefined) {
-      return handOver('BYPASS', 'cache;desc=bypass')
-    }
     const deps = o.deps?.(req) ?? []
-    const key = pageKey(cache, req, { path, host, tags }, o)
-    for (const header of context.policy.keyedHeaders) res.vary(header)
     const ifNoneMatch = header(req, 'if-none-match')
     const delivery = { ifNoneMatch, head: method === 'HEAD' }
 
     if (method === 'HEAD' || tryGetRequestScope()?.forceRefresh !== true) {
       const found = await cache.get(key.name, undefined, { namespace: 'view', inputs: key.inputs })
-      const running = isStoredPage(found) ? undefined : context.inflight.get(key.fullKey)
-      const page = isStoredPage(found) ? found : await running
-      if (page !== undefined) {
-        return sendStored(res, methodsOf(res), page, { ...delivery, now: o.clock(), state: 'HIT', timing: `cache;desc=hit;dur=${since(started)}` })
+      const stored = readyPage(found)
+      const running = stored === undefined ? context.inflight.get(key.fullKey) : undefined
+      const ready = stored ?? readyPage(await running)
+      if (ready !== undefined) {
+        return sendStored(res, methodsOf(res), ready, { ...delivery, now: o.clock(), state: 'HIT', timing: `cache;desc=hit;dur=${since(started)}` })
       }
       // HEAD has no body to store; a GET render in flight that was not stored will not be either.
       if (method === 'HEAD') return handOver('MISS', `cache;desc=miss;dur=${since(started)}`)
@@ -241,9 +284,10 @@ async function renderPage(context: PageContext, req: Request, res: Response, r: 
     restoreConditionals()
   }
   const timing = `cache;desc=miss;dur=${lookup}, render;dur=${renderMs}`
-  if (!(page instanceof PageNotStored)) {
-    sendStored(res, (tap as ResponseTap).original, page as StoredPage, { ...r.delivery, now: o.clock(), state: 'MISS', timing })
-  } else if (page.captured !== undefined && tap !== undefined) {
+  const ready = page instanceof PageNotStored ? undefined : readyPage(page)
+  if (ready !== undefined) {
+    sendStored(res, (tap as ResponseTap).original, ready, { ...r.delivery, now: o.clock(), state: 'MISS', timing })
+  } else if (page instanceof PageNotStored && page.captured !== undefined && tap !== undefined) {
     // Without a whole capture the response already streamed through (too large) or the client left.
     sendCaptured(res, tap.original, page.captured, timing, r.delivery.ifNoneMatch)
   }
@@ -259,7 +303,10 @@ function allowedHost(req: Request, o: ResolvedPageOptions): string | null | fals
 /** True when the request carries credentials the page does not explicitly vary on. */
 function signedIn(req: Request, o: ResolvedPageOptions): boolean {
   if (req.headers.authorization !== undefined && !o.varyHeaders.includes('authorization')) return true
-  if (o.varyAllCookies || o.sessionCookies.length === 0 || req.headers.cookie === undefined) return false
+  const header = req.headers.cookie
+  if (o.varyAllCookies || o.sessionCookies.length === 0 || header === undefined) return false
+  // A cookie's name is in the header as it is: without any of the names there, no parsing is needed.
+  if (!o.sessionCookies.some((name) => header.includes(name))) return false
   const cookies = requestCookies(req)
   return o.sessionCookies.some((name) => cookies.has(name) && !o.varyCookies.includes(name))
 }

@@ -688,6 +688,138 @@ pageSuite('errors :: an invalid deps tag goes to the error handler before the vi
   }
 })
 
+pageSuite('hit :: without requestScope in front, the view still runs in a scope and hits replay every key apart', async () => {
+  const cache = createCache()
+  const app = express()
+  const renders: string[] = []
+  app.get('/bare', cachePage(cache, { vary: ['accept-language'] }), (req, res) => {
+    renders.push(`${req.originalUrl} ${req.get('accept-language')} scoped=${tryGetRequestScope() !== undefined}`)
+    res.type('text').send(`${req.originalUrl} in ${req.get('accept-language')}`)
+  })
+  const server = await listen(app)
+  try {
+    const ask = (query: string, lang: string) => call(`${server.url}/bare${query}`, { headers: { 'accept-language': lang } })
+    const replies = []
+    for (let round = 0; round < 3; round++) {
+      for (const [query, lang] of [['', 'en'], ['', 'fr'], ['?a=1&b=2', 'en'], ['?b=2&a=1', 'en'], ['?a=2', 'en']] as const) {
+        const reply = await ask(query, lang)
+        replies.push(`${reply.cache} ${reply.body}`)
+      }
+    }
+    assert.equal(replies, [
+      'MISS /bare in en',
+      'MISS /bare in fr',
+      'MISS /bare?a=1&b=2 in en',
+      'HIT /bare?a=1&b=2 in en',
+      'MISS /bare?a=2 in en',
+      ...Array.from({ length: 2 }, () => [
+        'HIT /bare in en',
+        'HIT /bare in fr',
+        'HIT /bare?a=1&b=2 in en',
+        'HIT /bare?a=1&b=2 in en',
+        'HIT /bare?a=2 in en',
+      ]).flat(),
+    ])
+    assert.equal(renders, [
+      '/bare en scoped=true',
+      '/bare fr scoped=true',
+      '/bare?a=1&b=2 en scoped=true',
+      '/bare?a=2 en scoped=true',
+    ])
+    const hit = await ask('', 'fr')
+    assert.is(hit.headers.get('vary'), 'accept-language')
+    assert.is(hit.headers.get('content-type'), 'text/plain; charset=utf-8')
+    assert.is(hit.headers.get('content-length'), String(Buffer.byteLength('/bare in fr')))
+  } finally {
+    await server.close()
+  }
+})
+
+pageSuite('hit :: headers set before the page cache stay, the page\'s own win, Server-Timing is appended to', async () => {
+  const cache = createCache()
+  const app = express()
+  app.use((_req, res, next) => {
+    res.set({ 'X-Frame-Options': 'DENY', 'X-Shared': 'from the app', 'Server-Timing': 'edge;dur=1' })
+    next()
+  })
+  app.get('/layered', cachePage(cache), (_req, res) => {
+    res.set('X-Shared', 'from the page').append('Link', ['</a.css>; rel=preload', '</b.js>; rel=preload']).send('layered')
+  })
+  const server = await listen(app)
+  try {
+    await call(`${server.url}/layered`)
+    const hit = await call(`${server.url}/layered`)
+    assert.is(hit.cache, 'HIT')
+    assert.is(hit.body, 'layered')
+    assert.is(hit.headers.get('x-frame-options'), 'DENY')
+    assert.is(hit.headers.get('x-shared'), 'from the page')
+    assert.is(hit.headers.get('link'), '</a.css>; rel=preload, </b.js>; rel=preload')
+    assert.match(hit.headers.get('server-timing') ?? '', /^edge;dur=1, cache;desc=hit;dur=\d+\.\d\d$/)
+  } finally {
+    await server.close()
+  }
+})
+
+pageSuite('hit :: a writeHead wrapped by a middleware in front (as compression does) still gets every header', async () => {
+  const cache = createCache()
+  const app = express()
+  app.use((_req, res, next) => {
+    const writeHead = res.writeHead
+    // Like on-headers: looks at the headers set so far, and passes on only the status.
+    res.writeHead = function wrapped(this: Response, status: number) {
+      this.setHeader('X-Saw-Length', String(this.getHeader('content-length')))
+      return writeHead.call(this, status)
+    } as Response['writeHead']
+    next()
+  })
+  app.get('/wrapped', cachePage(cache), (_req, res) => {
+    res.set('X-Page', 'yes').send('wrapped body')
+  })
+  const server = await listen(app)
+  try {
+    const miss = await call(`${server.url}/wrapped`)
+    const hit = await call(`${server.url}/wrapped`)
+    for (const reply of [miss, hit]) {
+      assert.is(reply.body, 'wrapped body')
+      assert.is(reply.headers.get('x-page'), 'yes')
+      assert.is(reply.headers.get('x-saw-length'), '12')
+      assert.is(reply.headers.get('etag'), `"${hash('sha1', 'wrapped body', 'base64url')}"`)
+    }
+    assert.is(hit.cache, 'HIT')
+  } finally {
+    await server.close()
+  }
+})
+
+pageSuite('hit :: a logger in front reads the headers of a hit from the response once it is finished', async () => {
+  const cache = createCache()
+  const app = express()
+  app.disable('x-powered-by') // no header set before the page cache
+  const logged: string[] = []
+  app.use((_req, res, next) => {
+    res.on('finish', () => logged.push(`${res.statusCode} ${res.getHeader('x-cache')} ${res.getHeader('content-length')} ${res.getHeader('link')}`))
+    next()
+  })
+  app.get('/logged', cachePage(cache), (_req, res) => {
+    res.append('Link', ['</a.css>; rel=preload', '</b.js>; rel=preload']).send('logged')
+  })
+  const server = await listen(app)
+  try {
+    const miss = await call(`${server.url}/logged`)
+    const hit = await call(`${server.url}/logged`)
+    assert.is(hit.cache, 'HIT')
+    assert.is(hit.body, 'logged')
+    assert.is(hit.headers.get('link'), miss.headers.get('link'))
+    await eventually(() => logged.length === 2, 1000, 'both requests logged')
+    assert.equal(logged, [
+      '200 MISS 6 </a.css>; rel=preload,</b.js>; rel=preload',
+      '200 HIT 6 </a.css>; rel=preload,</b.js>; rel=preload',
+    ])
+  } finally {
+    await server.close()
+  }
+})
+
 pageSuite('options :: validated up front with exact messages', () => {
   const cache = createCache()
   assert.is(

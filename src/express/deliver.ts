@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http'
 import type { CapturedResponse, ResponseMethods } from './response-tap.ts'
-import { type StoredPage, bodyOf, matchesEtag } from './stored-page.ts'
+import { type ReadyPage, matchesEtag } from './stored-page.ts'
 
 /** How a response relates to the cache, as `X-Cache` says. */
 export type CacheState = 'HIT' | 'MISS' | 'BYPASS'
@@ -24,11 +24,14 @@ const BODY_HEADERS = ['content-type', 'content-length', 'content-encoding', 'con
  * Writes a stored page to `res`: its status and headers over this request's own, `ETag`, `Age`, `X-Cache`,
  * `Server-Timing`, and the body byte for byte, or a 304 when `If-None-Match` matches.
  */
-export function sendStored(res: ServerResponse, methods: ResponseMethods, page: StoredPage, delivery: Delivery): void {
+export function sendStored(res: ServerResponse, methods: ResponseMethods, ready: ReadyPage, delivery: Delivery): void {
+  const { page } = ready
   for (const name of page.removed) res.removeHeader(name)
   res.removeHeader('transfer-encoding')
-  for (const [name, value] of Object.entries(page.headers)) res.setHeader(name, value as string | string[])
-  res.setHeader('ETag', page.etag)
+  // Set one by one, not handed to writeHead as a list: a list skips the response's header map, so loggers and
+  // finish listeners reading `res.getHeader('content-length')` would see nothing (and a wrapped writeHead, as
+  // compression's, may drop a list).
+  setAll(res, ready.headers)
   res.setHeader('Age', String(Math.max(0, Math.floor((delivery.now - page.storedAt) / 1000))))
   markDelivery(res, delivery.state, delivery.timing)
   if (matchesEtag(delivery.ifNoneMatch, page.etag)) {
@@ -37,11 +40,15 @@ export function sendStored(res: ServerResponse, methods: ResponseMethods, page: 
     methods.end.call(res)
     return
   }
-  const body = bodyOf(page)
-  res.setHeader('Content-Length', String(body.length))
+  res.setHeader('Content-Length', ready.length)
   methods.writeHead.call(res, page.status, page.statusMessage ?? undefined)
   if (delivery.head) methods.end.call(res)
-  else methods.end.call(res, body)
+  else methods.end.call(res, ready.body)
+}
+
+/** Sets a flat `[name, value, …]` list of headers. */
+function setAll(res: ServerResponse, headers: readonly (string | readonly string[])[]): void {
+  for (let i = 0; i + 1 < headers.length; i += 2) res.setHeader(headers[i] as string, headers[i + 1] as string | string[])
 }
 
 /**
@@ -70,9 +77,14 @@ export function sendCaptured(
 /** Sets `X-Cache` and adds the cache's entries to any `Server-Timing` the view set. */
 export function markDelivery(res: ServerResponse, state: CacheState, timing: string): void {
   res.setHeader('X-Cache', state)
+  res.setHeader('Server-Timing', timingValue(res, timing))
+}
+
+/** The cache's `Server-Timing` entries after any the response has already. */
+function timingValue(res: ServerResponse, timing: string): string {
   const existing = res.getHeader('server-timing')
-  const own = existing === undefined ? [] : Array.isArray(existing) ? existing : [String(existing)]
-  res.setHeader('Server-Timing', [...own, timing].join(', '))
+  if (existing === undefined) return timing
+  return [...(Array.isArray(existing) ? existing : [String(existing)]), timing].join(', ')
 }
 
 /** Milliseconds since `started`, for `Server-Timing` (two decimals). */

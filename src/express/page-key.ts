@@ -59,22 +59,69 @@ export function requestCookies(req: Request): Map<string, string> {
 }
 
 /** Builds the page's key from the request: method GET (HEAD shares it), path, query, host and vary values. */
-export function pageKey(
+function keyFrom(
   cache: TieredCache,
   req: Request,
   where: { path: string; host: string | null; tags: readonly string[] },
+  vary: Record<string, unknown>,
   o: ResolvedPageOptions,
 ): PageKey {
   const { path, host, tags } = where
+  const name = `GET:${path}`
+  const inputs = [host, path, normalisedQuery(req, o.ignoreQuery), vary]
+  return { name, inputs, fullKey: cache.keys.build('view', name, inputs), tags }
+}
+
+/** The values of the `vary` headers and cookies of a request, by `header` and `cookie:NAME`. */
+function varyValues(req: Request, o: ResolvedPageOptions): Record<string, unknown> {
   const vary: Record<string, unknown> = {}
   for (const header of o.varyHeaders) vary[header] = req.headers[header] ?? null
   if (o.varyCookies.length > 0) {
     const cookies = requestCookies(req)
     for (const name of o.varyCookies) vary[`cookie:${name}`] = cookies.get(name) ?? null
   }
-  const name = `GET:${path}`
-  const inputs = [host, path, normalisedQuery(req, o.ignoreQuery), vary]
-  return { name, inputs, fullKey: cache.keys.build('view', name, inputs), tags }
+  return vary
+}
+
+/** Requests longer than this (URL and vary values) are keyed afresh each time, so the memo stays small. */
+const MAX_MEMO_SIGNATURE = 2048
+const MAX_MEMO_ENTRIES = 10_000
+
+/**
+ * The page keys of one page cache, memoized by what they are made of (URL, host, vary values): a hit then costs a
+ * Map lookup instead of parsing the query and hashing. Bounded: cleared when full, and long requests are not kept.
+ */
+export class PageKeys {
+  readonly #cache: TieredCache
+  readonly #o: ResolvedPageOptions
+  /** The URL alone tells requests apart when the key has neither host nor vary values. */
+  readonly #urlOnly: boolean
+  /** By signature: the key, or null for a path too deep to cache. */
+  readonly #known = new Map<string, PageKey | null>()
+
+  constructor(cache: TieredCache, o: ResolvedPageOptions) {
+    this.#cache = cache
+    this.#o = o
+    this.#urlOnly = o.allowedHosts === undefined && o.varyHeaders.length === 0 && o.varyCookies.length === 0
+  }
+
+  /** The key of `req` for `host` (null when hosts are not part of keys); undefined when the path is too deep to cache. */
+  of(req: Request, host: string | null): PageKey | undefined {
+    const url = req.originalUrl ?? req.url ?? '/'
+    const vary = this.#urlOnly ? undefined : varyValues(req, this.#o)
+    // Within one page cache every signature has the same shape (same vary names, host always or never).
+    const signature = vary === undefined ? url : JSON.stringify([url, host, vary])
+    const known = this.#known.get(signature)
+    if (known !== undefined) return known ?? undefined
+    const path = requestPath(req)
+    const tags = pathTags(path)
+    const key = tags === undefined ? null : keyFrom(this.#cache, req, { path, host, tags }, vary ?? {}, this.#o)
+    if (signature.length <= MAX_MEMO_SIGNATURE) {
+      if (this.#known.size >= MAX_MEMO_ENTRIES) this.#known.clear()
+      this.#known.set(signature, key)
+    }
+    return key ?? undefined
+  }
 }
 
 /**

@@ -87,6 +87,35 @@ export function bodyOf(page: StoredPage): Buffer {
   return Buffer.from(page.body, page.base64 ? 'base64' : 'utf8')
 }
 
+/** A stored page with what every delivery of it needs worked out once. */
+export interface ReadyPage {
+  readonly page: StoredPage
+  /** The page's own headers as a flat `[name, value, …]` list, then its `ETag`. */
+  readonly headers: readonly (string | readonly string[])[]
+  /** The body bytes, decoded once and written as they are (no copy per hit, unlike a string). */
+  readonly body: Buffer
+  /** `Content-Length` of the body. */
+  readonly length: string
+}
+
+/** Stored pages are frozen and shared (L1 hands out the same object every hit): their ready form is kept beside them. */
+const ready = new WeakMap<object, ReadyPage>()
+
+/** The ready form of a stored page, or undefined when `value` is not a {@link StoredPage}. */
+export function readyPage(value: unknown): ReadyPage | undefined {
+  if (typeof value !== 'object' || value === null) return undefined
+  const known = ready.get(value)
+  if (known !== undefined) return known
+  if (!isStoredPage(value)) return undefined
+  const headers: (string | readonly string[])[] = []
+  for (const [name, value_] of Object.entries(value.headers)) headers.push(name, value_)
+  headers.push('ETag', value.etag)
+  const bytes = bodyOf(value)
+  const page: ReadyPage = { page: value, headers, body: bytes, length: String(bytes.length) }
+  if (Object.isFrozen(value)) ready.set(value, page)
+  return page
+}
+
 /** A strong ETag for a body. */
 export function etagOf(body: Buffer): string {
   return `"${hash('sha1', body, 'base64url')}"`
