@@ -20,7 +20,7 @@
 import { cpus, loadavg } from 'node:os'
 import { Redis } from 'ioredis'
 import { LRUCache } from 'lru-cache'
-import { createCache } from '../src/index.ts'
+import { createCache, source as librarySource } from './support/library.ts'
 import type { TieredCache } from '../src/index.ts'
 import { RedisServer } from '../test/support/redis-server.ts'
 import { type Case, type Mode, type Operation, type Result, opsPerSecond, runInterleaved } from './support/measure.ts'
@@ -69,6 +69,7 @@ async function main(): Promise<void> {
     `# bench:tiered — node ${process.version}, ${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}, ` +
       `redis-server on 127.0.0.1:${server.port}, ${ROUNDS} rounds (+1 warm-up)`,
   )
+  console.log(`fragcache: ${librarySource}`)
   console.log(`values: a ${html.length}-byte HTML string; for the object cases a ${articleJson.length}-byte JSON object. TTL ${TTL_SECONDS} s everywhere.\n`)
 
   // The floors.
