@@ -30,6 +30,16 @@ export interface GetOrSetOptions {
   earlyRefresh?: boolean
 }
 
+/** One read beyond L1: what judging and back-filling its entry needs. */
+interface FarRead {
+  readonly fullKey: string
+  readonly scope: RequestScope | undefined
+  readonly now: number
+  /** The invalidation epoch when the read started. */
+  readonly epoch: number
+  readonly fromRedis: boolean
+}
+
 /** What a compute needs besides the function itself. */
 interface ComputePlan {
   readonly ttl: Ttl
@@ -397,7 +407,7 @@ export class TieredCache {
           far.map(({ fullKey }, j) => {
             // Redis down: what this process holds is the best there is (its deps are still checked).
             const entry = remote === UNAVAILABLE ? this.#memory.get(fullKey, now) : remote[j]
-            return entry && this.#accept(fullKey, entry, scope, now, epoch, remote !== UNAVAILABLE)
+            return entry && this.#accept({ fullKey, scope, now, epoch, fromRedis: remote !== UNAVAILABLE }, entry)
           }),
         )
         far.forEach(({ i }, j) => {
@@ -631,7 +641,7 @@ export class TieredCache {
       const remote = this.#redis ? await this.#redis.get(fullKey) : UNAVAILABLE
       // Redis down: what this process holds is the best there is (its deps are still checked).
       const entry = remote === UNAVAILABLE ? this.#memory.get(fullKey, now) : remote
-      let accepted = entry && this.#accept(fullKey, entry, scope, now, epoch, remote !== UNAVAILABLE)
+      let accepted = entry && this.#accept({ fullKey, scope, now, epoch, fromRedis: remote !== UNAVAILABLE }, entry)
       if (accepted instanceof Promise) accepted = await accepted
       if (accepted === undefined && this.#redis) this.#stats.miss('redis')
       return accepted
@@ -644,31 +654,14 @@ export class TieredCache {
    * Checks an entry read from Redis (or L1 during an outage), and back-fills the nearer tiers with it. Answers without
    * waiting unless versions must be read.
    */
-  #accept(
-    fullKey: string,
-    entry: Entry,
-    scope: RequestScope | undefined,
-    now: number,
-    epoch: number,
-    fromRedis: boolean,
-  ): Entry | undefined | Promise<Entry | undefined> {
-    if (isExpired(entry, now)) return undefined
+  #accept(read: FarRead, entry: Entry): Entry | undefined | Promise<Entry | undefined> {
+    if (isExpired(entry, read.now)) return undefined
     const valid = entry.deps === null ? true : this.versions.check(entry.deps)
-    if (valid === undefined) {
-      return this.versions.verify(entry.deps as Deps).then((verified) => this.#settle(fullKey, entry, scope, now, epoch, fromRedis, verified))
-    }
-    return this.#settle(fullKey, entry, scope, now, epoch, fromRedis, valid)
+    if (valid === undefined) return this.versions.verify(entry.deps as Deps).then((verified) => this.#settle(read, entry, verified))
+    return this.#settle(read, entry, valid)
   }
 
-  #settle(
-    fullKey: string,
-    entry: Entry,
-    scope: RequestScope | undefined,
-    now: number,
-    epoch: number,
-    fromRedis: boolean,
-    valid: boolean | typeof UNAVAILABLE,
-  ): Entry | undefined {
+  #settle({ fullKey, scope, now, epoch, fromRedis }: FarRead, entry: Entry, valid: boolean | typeof UNAVAILABLE): Entry | undefined {
     if (valid !== true) {
       if (valid === false) this.#memory.delete(fullKey)
       return undefined

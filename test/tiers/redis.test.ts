@@ -23,14 +23,18 @@ function make(extra: Parameters<typeof createCache>[0] = {}): TieredCache {
   return cache
 }
 
-const tier = suite('Redis tier')
-tier.after(async () => {
-  for (const cache of open) await cache.close()
+/** Each suite ends with every cache closed and the server stopped; the next one restarts it. */
+async function closeAll(): Promise<void> {
+  for (const cache of open.splice(0)) await cache.close()
   await server.stop()
-})
-tier.before.each(() => {
+}
+const clearLog = (): void => {
   logged.length = 0
-})
+}
+
+const tier = suite('Redis tier')
+tier.after(closeAll)
+tier.before.each(clearLog)
 
 tier('a hit in Redis back-fills L1 with the remaining TTL, never a fresh one', async () => {
   const clock = { now: 1_700_000_000_000 }
@@ -126,13 +130,8 @@ tier('close() leaves a client that was passed in open', async () => {
 tier.run()
 
 const outage = suite('Redis outage')
-outage.after(async () => {
-  for (const cache of open) await cache.close()
-  await server.stop()
-})
-outage.before.each(() => {
-  logged.length = 0
-})
+outage.after(closeAll)
+outage.before.each(clearLog)
 
 outage('Redis stopped mid-test: reads miss quickly, writes do not throw, L1 keeps serving; then it recovers', async () => {
   await server.restart()
@@ -209,10 +208,7 @@ outage('a frozen (slow) Redis answers nothing: every call is a miss within the t
 outage.run()
 
 const reconnect = suite('Redis bus reconnect')
-reconnect.after(async () => {
-  for (const cache of open) await cache.close()
-  await server.stop()
-})
+reconnect.after(closeAll)
 
 reconnect('a change made while the bus was down is seen after it reconnects', async () => {
   await server.restart()
