@@ -34,7 +34,10 @@ export interface CacheOptions {
   clock?: () => number
   /** Uniform random numbers in (0, 1], for early refresh (inject one in tests). Default `Math.random`. */
   random?: () => number
-  /** Default: a warning on the console once per Redis outage, and an error for a corrupt value. */
+  /**
+   * Where outages (`warn`, once per outage) and errors (a corrupt value in Redis, a failed early refresh) go.
+   * Default: the outage warning on the console, nothing else (the errors are counted in `stats()`).
+   */
   logger?: Logger
 }
 
@@ -69,9 +72,10 @@ const KNOWN = new Set([
   'logger',
 ])
 
-const consoleLogger: Logger = {
+/** Silent but for one warning per Redis outage; corrupt values and failed early refreshes are counted in `stats()`. */
+const defaultLogger: Logger = {
   warn: (message) => console.warn(message),
-  error: (message) => console.error(message),
+  error: () => {},
 }
 
 /**
@@ -110,7 +114,7 @@ export function checkCacheOptions(options: CacheOptions): ResolvedCacheOptions {
     earlyRefresh: nonNegative(options.earlyRefresh ?? 1, 'earlyRefresh'),
     clock: fn(options.clock ?? Date.now, 'clock'),
     random: fn(options.random ?? Math.random, 'random'),
-    logger: options.logger ?? consoleLogger,
+    logger: options.logger ?? defaultLogger,
   }
 }
 
