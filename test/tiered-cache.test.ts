@@ -403,6 +403,26 @@ function contract(name: string, make: MakeHarness, after: () => Promise<void>): 
     }
   })
 
+  test('L1 :: bounded by entry count and by bytes, least recently used first', async () => {
+    const byCount = await harness({ l1: { max: 3 } })
+    for (const key of ['a', 'b', 'c']) await byCount.cache.set(key, key)
+    await byCount.cache.get('a') // a is now the most recently used
+    await byCount.cache.set('d', 'd')
+    assert.is(byCount.cache.stats().memory.entries, 3)
+    const before = byCount.cache.stats().memory.hits
+    assert.is(await byCount.cache.get('a'), 'a')
+    assert.is(byCount.cache.stats().memory.hits - before, 1, 'a stayed in L1')
+    const hitsBeforeB = byCount.cache.stats().memory.hits
+    await byCount.cache.get('b')
+    assert.is(byCount.cache.stats().memory.hits, hitsBeforeB, 'b was evicted from L1 (it may still be in Redis)')
+
+    const bySize = await harness({ l1: { maxBytes: 10_000 } })
+    for (let i = 0; i < 10; i++) await bySize.cache.set(`big${i}`, 'x'.repeat(2_000))
+    const { entries, bytes } = bySize.cache.stats().memory
+    assert.ok(bytes <= 10_000, `${bytes} bytes held`)
+    assert.ok(entries < 10 && entries >= 4, `${entries} entries held`)
+  })
+
   test('stats :: hits and misses per tier, computes', async () => {
     const { cache } = await harness()
     await cache.getOrSet('s', () => 1)
