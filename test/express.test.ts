@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert'
 import { type TieredCache, createCache, tryGetRequestScope } from '../src/index.ts'
 import { cachePage, cacheSite, invalidatePath, requestScope } from '../src/express.ts'
 import { RedisServer, eventually } from './support/redis-server.ts'
+import { thrownMessage } from './support/assertions.ts'
 
 /** A running app on a free loopback port. */
 interface Running {
@@ -69,16 +70,6 @@ function appWith(cache: TieredCache): { app: Express; renders: Map<string, numbe
     return n
   }
   return { app, renders, count }
-}
-
-function errorMessage(fn: () => unknown): string {
-  try {
-    fn()
-  } catch (error) {
-    return (error as Error).message
-  }
-  assert.unreachable('should have thrown')
-  return ''
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -158,15 +149,15 @@ scopeSuite('scope :: an error in forceRefresh goes to the error handler', async 
 scopeSuite('options :: validated up front', () => {
   const cache = createCache()
   assert.is(
-    errorMessage(() => requestScope({} as TieredCache)),
+    thrownMessage(() => requestScope({} as TieredCache)),
     'fragcache: requestScope needs a cache made by createCache(); got an object (Object)',
   )
   assert.is(
-    errorMessage(() => requestScope(cache, { force: true } as never)),
+    thrownMessage(() => requestScope(cache, { force: true } as never)),
     'fragcache: requestScope: unknown option "force"; known options are forceRefresh',
   )
   assert.is(
-    errorMessage(() => requestScope(cache, { forceRefresh: true } as never)),
+    thrownMessage(() => requestScope(cache, { forceRefresh: true } as never)),
     'fragcache: requestScope: forceRefresh must be a function; got true',
   )
 })
@@ -823,29 +814,29 @@ pageSuite('hit :: a logger in front reads the headers of a hit from the response
 pageSuite('options :: validated up front with exact messages', () => {
   const cache = createCache()
   assert.is(
-    errorMessage(() => cachePage(undefined as unknown as TieredCache)),
+    thrownMessage(() => cachePage(undefined as unknown as TieredCache)),
     'fragcache: cachePage needs a cache made by createCache(); got undefined',
   )
   assert.is(
-    errorMessage(() => cachePage(cache, { tll: 5 } as never)),
+    thrownMessage(() => cachePage(cache, { tll: 5 } as never)),
     'fragcache: cachePage: unknown option "tll"; known options are ttl, vary, deps, statuses, allowedHosts, sessionCookies, maxBodyBytes, ignoreQuery, skip',
   )
-  assert.is(errorMessage(() => cachePage(cache, { ttl: '60' as never })), 'fragcache: cachePage: ttl must be a number of seconds or null; got "60"')
+  assert.is(thrownMessage(() => cachePage(cache, { ttl: '60' as never })), 'fragcache: cachePage: ttl must be a number of seconds or null; got "60"')
   assert.is(
-    errorMessage(() => cachePage(cache, { vary: ['accept language'] })),
+    thrownMessage(() => cachePage(cache, { vary: ['accept language'] })),
     'fragcache: cachePage: vary entries must be header names ("accept-language") or "cookie:NAME"; got "accept language"',
   )
   assert.is(
-    errorMessage(() => cacheSite(cache, { statuses: [304] })),
+    thrownMessage(() => cacheSite(cache, { statuses: [304] })),
     'fragcache: cacheSite: statuses must be HTTP status codes from 200 to 599 other than 206 and 304; got 304',
   )
   assert.is(
-    errorMessage(() => cachePage(cache, { allowedHosts: ['good.test:8080'] })),
+    thrownMessage(() => cachePage(cache, { allowedHosts: ['good.test:8080'] })),
     'fragcache: cachePage: allowedHosts must be host names without a port; got "good.test:8080"',
   )
-  assert.is(errorMessage(() => cachePage(cache, { maxBodyBytes: 0 })), 'fragcache: cachePage: maxBodyBytes must be a positive integer; got 0')
-  assert.is(errorMessage(() => cachePage(cache, { deps: ['article'] as never })), 'fragcache: cachePage: deps must be a function; got an array')
-  assert.is(errorMessage(() => cachePage(cache, { sessionCookies: 'sid' as never })), 'fragcache: cachePage: sessionCookies must be an array; got "sid"')
+  assert.is(thrownMessage(() => cachePage(cache, { maxBodyBytes: 0 })), 'fragcache: cachePage: maxBodyBytes must be a positive integer; got 0')
+  assert.is(thrownMessage(() => cachePage(cache, { deps: ['article'] as never })), 'fragcache: cachePage: deps must be a function; got an array')
+  assert.is(thrownMessage(() => cachePage(cache, { sessionCookies: 'sid' as never })), 'fragcache: cachePage: sessionCookies must be an array; got "sid"')
 })
 
 pageSuite.run()

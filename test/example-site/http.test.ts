@@ -3,6 +3,7 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { type Site, createSite } from '../../example-site/site.ts'
 import { type TieredCache, createCache } from '../../src/index.ts'
+import { between } from '../support/assertions.ts'
 
 interface Context {
   cache: TieredCache
@@ -26,13 +27,6 @@ async function stop(context: Context): Promise<void> {
 async function get(context: Context, path: string, headers: Record<string, string> = {}) {
   const response = await fetch(context.base + path, { headers, redirect: 'manual' })
   return { status: response.status, headers: response.headers, body: await response.text() }
-}
-
-function between(html: string, open: string, close: string): string {
-  const start = html.indexOf(open)
-  const end = html.indexOf(close, start)
-  assert.ok(start >= 0 && end > start, `expected ${open}…${close} in:\n${html}`)
-  return html.slice(start, end + close.length)
 }
 
 const mainOf = (html: string) => between(html, '<main>', '</main>')

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url'
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { RedisServer, eventually } from '../support/redis-server.ts'
+import { between } from '../support/assertions.ts'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const ENGINES = ['nunjucks', 'eta'] as const
@@ -60,13 +61,6 @@ async function getOn(context: Context, worker: number, path: string): Promise<An
     if (answer.worker === worker) return answer
   }
   throw new Error(`worker ${worker} did not answer GET ${path} in 50 requests (workers: ${context.workers.join(', ')})`)
-}
-
-function between(html: string, open: string, close: string): string {
-  const start = html.indexOf(open)
-  const end = html.indexOf(close, start)
-  assert.ok(start >= 0 && end > start, `expected ${open}…${close} in:\n${html}`)
-  return html.slice(start, end + close.length)
 }
 
 const bodyFragmentOf = (html: string) => between(html, '<div class="body">', '</div>')

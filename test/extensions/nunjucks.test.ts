@@ -9,6 +9,9 @@ import { FragmentCache } from '../../src/fragments.ts'
 import { type CacheOptions, type TieredCache, createCache, runInRequestScope } from '../../src/index.ts'
 import { RedisServer, patientRedis } from '../support/redis-server.ts'
 import { type Article, type SiteData as Site, expectedHtml, loadSite } from '../../fixtures/site.ts'
+import { thrownMessage } from '../support/assertions.ts'
+
+const syncRenderError = (render: () => unknown): string => thrownMessage(render, 'the render should have failed')
 
 // ─── helpers ──────────────────────────────────────────────────────────────────────────────────────────────
 
@@ -72,16 +75,6 @@ function harness(options: CacheOptions = {}, loader?: nunjucks.ILoader): Harness
 async function renderError(promise: Promise<unknown>): Promise<string> {
   try {
     await promise
-  } catch (error) {
-    return (error as Error).message
-  }
-  assert.unreachable('the render should have failed')
-  return ''
-}
-
-function syncRenderError(render: () => unknown): string {
-  try {
-    render()
   } catch (error) {
     return (error as Error).message
   }
