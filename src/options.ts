@@ -57,7 +57,7 @@ export interface ResolvedCacheOptions {
   logger: Logger
 }
 
-const KNOWN = new Set([
+const KNOWN = [
   'prefix',
   'version',
   'ttl',
@@ -70,7 +70,7 @@ const KNOWN = new Set([
   'clock',
   'random',
   'logger',
-])
+]
 
 /** Silent but for one warning per Redis outage; corrupt values and failed early refreshes are counted in `stats()`. */
 const defaultLogger: Logger = {
@@ -88,10 +88,7 @@ const defaultLogger: Logger = {
  * ```
  */
 export function checkCacheOptions(options: CacheOptions): ResolvedCacheOptions {
-  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('fragcache: options must be an object')
-  for (const name of Object.keys(options)) {
-    if (!KNOWN.has(name)) throw new InvalidArgumentError(`fragcache: unknown option "${name}"; known options are ${[...KNOWN].join(', ')}`)
-  }
+  checkKnownOptions(options, KNOWN, undefined)
   const redis = options.redis
   if (redis !== undefined && typeof redis !== 'string' && (typeof redis !== 'object' || typeof redis.get !== 'function')) {
     throw new InvalidArgumentError('fragcache: redis must be a redis:// URL or an ioredis Redis or Cluster instance')
@@ -135,4 +132,22 @@ function nonNegative(value: unknown, name: string): number {
 function fn<T>(value: T, name: string): T {
   if (typeof value !== 'function') throw new InvalidArgumentError(`fragcache: ${name} must be a function`)
   return value
+}
+
+/**
+ * Checks that `options` is an object whose every property is a known option: a typo is an error, never ignored.
+ * @throws InvalidArgumentError naming the unknown option and listing the known ones.
+ * @example
+ * ```ts
+ * checkKnownOptions({ tll: 5 }, ['ttl'], 'cachePage') // throws: fragcache: cachePage: unknown option "tll"; known options are ttl
+ * ```
+ */
+export function checkKnownOptions(options: unknown, known: readonly string[], where: string | undefined): void {
+  const at = where === undefined ? '' : `${where}: `
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError(`fragcache: ${at}options must be an object`)
+  for (const name of Object.keys(options)) {
+    if (!known.includes(name)) {
+      throw new InvalidArgumentError(`fragcache: ${at}unknown option "${name}"; known options are ${known.join(', ')}`)
+    }
+  }
 }

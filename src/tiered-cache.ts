@@ -222,6 +222,17 @@ export class TieredCache {
     } catch (error) {
       return Promise.reject(error)
     }
+    return this.getByKey(fullKey, defaultValue)
+  }
+
+  /**
+   * {@link get} for a key already built with `cache.keys` (for extensions that compute the key once, as the page cache).
+   * @example
+   * ```ts
+   * const page = await cache.getByKey(cache.keys.build('view', 'GET:/about'))
+   * ```
+   */
+  getByKey<T = unknown>(fullKey: string, defaultValue?: T): Promise<T | undefined> {
     const scope = tryGetRequestScope()
     const now = this.#clock()
     const near = this.#readNear(fullKey, scope, now)

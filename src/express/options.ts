@@ -1,5 +1,6 @@
 import type { Request } from 'express'
 import { InvalidArgumentError } from '../errors.ts'
+import { checkKnownOptions } from '../options.ts'
 import { describeValue } from '../keys.ts'
 import { TieredCache } from '../tiered-cache.ts'
 import { type Ttl, checkTtl } from '../ttl.ts'
@@ -145,12 +146,7 @@ export function optionalFunction<T>(value: T | undefined, name: string, where: s
 
 /** Checks that an option is an object of known names. */
 export function checkKnown(options: unknown, known: readonly string[], where: string): void {
-  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError(`fragcache: ${where}: options must be an object`)
-  for (const name of Object.keys(options)) {
-    if (!known.includes(name)) {
-      throw new InvalidArgumentError(`fragcache: ${where}: unknown option "${name}"; known options are ${known.join(', ')}`)
-    }
-  }
+  checkKnownOptions(options, known, where)
 }
 
 function list(value: unknown, name: string, where: string): unknown[] {
