@@ -1,5 +1,4 @@
-import { InvalidArgumentError } from './errors.ts'
-import { describeValue } from './keys.ts'
+import { InvalidArgumentError, describeValue } from './errors.ts'
 
 /** The data versions an entry was computed against: tag → version. */
 export type Deps = Readonly<Record<string, number>>

@@ -1,6 +1,5 @@
 import { hash } from 'node:crypto'
-import { TemplateTagError, describe } from './errors.ts'
-import { describeValue } from './keys.ts'
+import { TemplateTagError, describe, describeValue } from './errors.ts'
 import type { TieredCache } from './tiered-cache.ts'
 import type { Ttl } from './ttl.ts'
 

@@ -30,5 +30,9 @@ export {
   KeyNotFoundError,
   NotAnIntegerError,
   AtomicityError,
+  VersionsUnavailableError,
+  NotReadyError,
   TemplateTagError,
+  UnsupportedEngineError,
+  type FragcacheErrorCode,
 } from './errors.ts'

@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto'
-import { InvalidArgumentError } from './errors.ts'
+import { InvalidArgumentError, describeValue } from './errors.ts'
 
 /**
  * The parts of a key: what each namespace holds.
@@ -122,13 +122,4 @@ export function encodeStable(value: unknown, seen: Set<object> = new Set()): str
     default:
       throw new InvalidArgumentError(`fragcache: a ${typeof value} cannot be part of a cache key`)
   }
-}
-
-/** A short description of a value for error messages: its type, and the value itself when short. */
-export function describeValue(value: unknown): string {
-  if (value === undefined) return 'undefined'
-  if (typeof value === 'string') return value.length > 40 ? `a string of ${value.length} characters` : JSON.stringify(value)
-  if (typeof value === 'function') return 'a function'
-  if (value === null || typeof value !== 'object') return String(value)
-  return Array.isArray(value) ? 'an array' : `an object (${value.constructor?.name ?? 'null prototype'})`
 }

@@ -3,7 +3,7 @@ import type { Redis as RedisType } from 'ioredis'
 import { InvalidationBus } from './bus.ts'
 import { recordDeps, runRecording } from './dependency-recorder.ts'
 import { type Deps, type Entry, isExpired, makeEntry } from './entry.ts'
-import { AtomicityError, InvalidArgumentError, KeyNotFoundError, NotAnIntegerError, describe } from './errors.ts'
+import { AtomicityError, InvalidArgumentError, KeyNotFoundError, NotAnIntegerError, NotReadyError, describe } from './errors.ts'
 import { KeyBuilder, type KeyNamespace } from './keys.ts'
 import { checkCacheOptions, type CacheOptions, type Logger } from './options.ts'
 import { type RequestScope, tryGetRequestScope } from './request-scope.ts'
@@ -187,7 +187,7 @@ export class TieredCache {
         : new Promise<void>((resolve) => client.once('ready', () => resolve()))
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`fragcache: Redis was not ready within ${timeoutMs} ms`)), timeoutMs)
+      timer = setTimeout(() => reject(new NotReadyError(timeoutMs)), timeoutMs)
     })
     try {
       await Promise.race([Promise.all([clientReady, this.#bus.ready()]), timeout])

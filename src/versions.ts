@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache'
 import { recordDeps } from './dependency-recorder.ts'
 import type { Deps } from './entry.ts'
-import { AtomicityError, FragcacheError, InvalidArgumentError } from './errors.ts'
+import { AtomicityError, InvalidArgumentError, VersionsUnavailableError } from './errors.ts'
 import type { KeyBuilder } from './keys.ts'
 import { tryGetRequestScope } from './request-scope.ts'
 import { LuaScript, type RedisTier, UNAVAILABLE, type Unavailable } from './tiers/redis.ts'
@@ -95,10 +95,7 @@ export class DataVersions {
     checkTags(tags, 'versions.get')
     const versions = await this.read(tags)
     if (versions === UNAVAILABLE) {
-      throw new FragcacheError(
-        'FRAGCACHE_VERSIONS_UNAVAILABLE',
-        `fragcache: versions.get(${tags.join(', ')}): the versions could not be read, Redis is unavailable`,
-      )
+      throw new VersionsUnavailableError(tags, new Error('Redis is unavailable'))
     }
     recordDeps(versions)
     return Object.fromEntries(versions)

@@ -1,7 +1,6 @@
 import type { Request } from 'express'
-import { InvalidArgumentError } from '../errors.ts'
+import { InvalidArgumentError, describeValue } from '../errors.ts'
 import { checkKnownOptions } from '../options.ts'
-import { describeValue } from '../keys.ts'
 import { TieredCache } from '../tiered-cache.ts'
 import { type Ttl, checkTtl } from '../ttl.ts'
 
