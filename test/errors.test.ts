@@ -36,7 +36,7 @@ errors('InvalidArgumentError is a TypeError, and the subclasses do not match eac
   assert.ok(error instanceof TypeError)
   assert.ok(!(new KeyNotFoundError('k') instanceof NotAnIntegerError))
   assert.ok(!(new Error('plain') instanceof FragcacheError))
-  assert.ok(!(null instanceof FragcacheError))
+  assert.ok(!((null as unknown) instanceof FragcacheError))
 })
 
 errors('storing undefined throws a TypeError, as the API says', async () => {
