@@ -142,7 +142,7 @@ async function main(): Promise<void> {
 
   const health = () => {
     const [a, b] = [fragcache.stats(), fragcacheL2.stats()]
-    return { computes: a.computes + b.computes, errors: a.redis.errors + b.redis.errors, outages: a.redis.outages + b.redis.outages }
+    return { computes: a.computes + b.computes, errors: a.l2.errors + b.l2.errors, outages: a.l2.outages + b.l2.outages }
   }
   const before = health()
   const results = await runInterleaved(cases, ROUNDS, (label) => process.stderr.write(`warm-up: ${label}\n`))
@@ -181,8 +181,8 @@ async function checkLayers(
   const before = fragcacheL2.stats()
   await passes((i) => fragcacheL2.getOrSet(keyAt(i), computeHtml))
   const after = fragcacheL2.stats()
-  const redisHits = after.redis.hits - before.redis.hits
-  const memoryHits = after.memory.hits - before.memory.hits
+  const redisHits = after.l2.hits - before.l2.hits
+  const memoryHits = after.l1.hits - before.l1.hits
   const computes = after.computes - before.computes
   shares.push({ label: `fragcache (L1 max 1; ${computes} computes)`, redisShare: redisHits / (redisHits + memoryHits) })
   for (const [label, cache] of [

@@ -20,12 +20,12 @@ export interface CacheStatsPageData {
  */
 export function cacheStatsPage({ stats, fragments, pages }: CacheStatsPageData): string {
   // Without a Redis tier its row says so instead of showing 0%.
-  const redis = stats.redis.configured
+  const redis = stats.l2.configured
   const tiers = [
     rateRow('Request scope', stats.request.hits, stats.request.misses),
-    rateRow('Memory (L1, lru-cache)', stats.memory.hits, stats.memory.misses),
+    rateRow('Memory (L1, lru-cache)', stats.l1.hits, stats.l1.misses),
     redis
-      ? rateRow(`Redis (L2)${stats.redis.down ? ' — down' : ''}`, stats.redis.hits, stats.redis.misses)
+      ? rateRow(`Redis (L2)${stats.l2.down ? ' — down' : ''}`, stats.l2.hits, stats.l2.misses)
       : `<div class="row off"><span class="label">Redis (L2)</span><span class="nums">not configured (set REDIS_URL)</span></div>`,
   ].join('\n')
   const fragmentRows =
@@ -70,8 +70,8 @@ ${pageRows}
 <h2>Totals</h2>
 <ul>
 <li>${stats.computes} computes (${stats.computeErrors} failed, ${stats.earlyRefreshes} early refreshes)</li>
-<li>${stats.memory.entries} entries in memory, ${formatBytes(stats.memory.bytes)}</li>
-${redis ? `<li>Redis: ${stats.redis.errors} errors, ${stats.redis.outages} outages</li>` : ''}
+<li>${stats.l1.entries} entries in memory, ${formatBytes(stats.l1.bytes)}</li>
+${redis ? `<li>Redis: ${stats.l2.errors} errors, ${stats.l2.outages} outages</li>` : ''}
 </ul>
 <form method="post" action="/_cache/invalidate" class="inline">
 <label>Drop every cached page under <input name="prefix" value="/nunjucks/category/" size="28"></label>

@@ -1,5 +1,10 @@
+/**
+ * The invalidation bus: what one process tells the others over Redis pub/sub (drop these keys, these tags' versions,
+ * or everything), on a connection of its own, and whether it is listening right now.
+ */
 import { randomUUID } from 'node:crypto'
-import type { RedisClient } from './tiers/redis.ts'
+import { NotReadyError } from './errors.ts'
+import type { RedisClient } from './tiers/redis-client.ts'
 
 /** What one process tells the others: drop these keys, drop these tags' versions, or drop everything. */
 export type BusMessage = { kind: 'keys'; keys: string[] } | { kind: 'tags'; tags: string[] } | { kind: 'clear' }
@@ -19,7 +24,8 @@ export interface BusHandlers {
  *
  * @example
  * ```ts
- * const bus = new InvalidationBus(redis, 'fragcache:site', handlers)
+ * const bus = new InvalidationBus(redis, 'fragcache:site')
+ * bus.listen(handlers)
  * await bus.publish({ kind: 'tags', tags: ['article:42'] })
  * ```
  */
@@ -28,17 +34,16 @@ export class InvalidationBus {
   readonly #channel: string
   readonly #publisher: RedisClient
   readonly #subscriber: RedisClient
-  readonly #handlers: BusHandlers
+  #handlers: BusHandlers = { message: () => {}, connected: () => {} }
   #healthy = false
   readonly #ready: Promise<void>
   #resolveReady: () => void = () => {}
   #retry: NodeJS.Timeout | undefined
   #closed = false
 
-  constructor(client: RedisClient, channel: string, handlers: BusHandlers) {
+  constructor(client: RedisClient, channel: string) {
     this.#channel = channel
     this.#publisher = client
-    this.#handlers = handlers
     this.#subscriber = (client.duplicate as () => RedisClient).call(client)
     // The bus subscribes again itself on every 'ready', with a handler. ioredis's own resubscription has none: a
     // connection lost while it is under way would surface as an unhandled rejection and could end the process.
@@ -56,9 +61,20 @@ export class InvalidationBus {
     this.#subscriber.on('ready', () => this.#subscribe())
   }
 
-  /** Resolves once the first subscription is in place. */
-  ready(): Promise<void> {
-    return this.#ready
+  /** Where messages from other processes and reconnections are reported from now on. */
+  listen(handlers: BusHandlers): void {
+    this.#handlers = handlers
+  }
+
+  /** Resolves once the first subscription is in place; rejects with {@link NotReadyError} after `timeoutMs`, if given. */
+  async ready(timeoutMs?: number): Promise<void> {
+    if (timeoutMs === undefined) return this.#ready
+    let timer: NodeJS.Timeout | undefined
+    try {
+      await Promise.race([this.#ready, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new NotReadyError(timeoutMs)), timeoutMs)))])
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   /** True while messages from other processes are being received. */

@@ -1,3 +1,6 @@
+/**
+ * Recording what a compute depends on: the data versions every nested read sees, collected into the entry being computed.
+ */
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type { Deps } from './entry.ts'
 

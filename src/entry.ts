@@ -1,3 +1,7 @@
+/**
+ * The cache entry: a value with what judging it takes (expiry, compute time, data versions, size), and the checks
+ * every value passes before it is stored (JSON-safe, copied, deeply frozen).
+ */
 import { InvalidArgumentError, describeValue } from './errors.ts'
 
 /** The data versions an entry was computed against: tag → version. */
@@ -16,9 +20,6 @@ export interface Entry {
   readonly deps: Deps | null
   readonly size: number
 }
-
-/** Redis envelope marker: anything not starting with it was not written by fragcache. */
-const MARKER = 'fc1|'
 
 /**
  * Checks that `value` survives JSON exactly (no functions, symbols, `undefined` properties, non-finite numbers,
@@ -97,54 +98,15 @@ export function makeEntry(
 }
 
 /** Bytes counted for an entry beside its value (its fields and the LRU's bookkeeping), for the L1 bound. */
-const ENTRY_OVERHEAD = 64
+export const ENTRY_OVERHEAD = 64
 
 /**
- * The Redis form of an entry: `fc1|expiresAt|computeMs|type|depsJSON` + newline + payload, where `type` is `s` for a
- * string stored as it is (an HTML fragment is read back without a JSON parse or a copy) and `j` for JSON; 0 = no expiry.
+ * True when the entry has expired at `now`.
+ * @example
+ * ```ts
+ * isExpired({ ...entry, expiresAt: 1000 }, 1000) // true
+ * ```
  */
-export function encodeEntry(entry: Entry, payload: string): string {
-  const deps = entry.deps ? JSON.stringify(entry.deps) : ''
-  const type = typeof entry.value === 'string' ? 's' : 'j'
-  return `${MARKER}${entry.expiresAt ?? 0}|${Math.round(entry.computeMs)}|${type}|${deps}\n${payload}`
-}
-
-/** Parses what Redis holds; `undefined` when it is not an envelope fragcache wrote (a corrupt or foreign value). */
-export function decodeEntry(raw: string): Entry | undefined {
-  if (!raw.startsWith(MARKER)) return undefined
-  const newline = raw.indexOf('\n')
-  if (newline < 0) return undefined
-  const [expires, compute, type, depsJson] = splitHeader(raw.slice(MARKER.length, newline))
-  const expiresAt = Number(expires)
-  const computeMs = Number(compute)
-  if (!Number.isFinite(expiresAt) || !Number.isFinite(computeMs) || depsJson === undefined) return undefined
-  if (type !== 's' && type !== 'j') return undefined
-  try {
-    const deps = depsJson === '' ? null : (JSON.parse(depsJson) as unknown)
-    if (deps !== null && !isDeps(deps)) return undefined
-    const payload = raw.slice(newline + 1)
-    const value = type === 's' ? payload : deepFreeze(JSON.parse(payload) as unknown)
-    return { value, expiresAt: expiresAt === 0 ? null : expiresAt, computeMs, deps, size: payload.length + ENTRY_OVERHEAD }
-  } catch {
-    return undefined
-  }
-}
-
-/** Splits `expires|compute|type|deps` (deps last: it is JSON and may hold a `|`). */
-function splitHeader(header: string): [string, string, string, string | undefined] {
-  const first = header.indexOf('|')
-  const second = header.indexOf('|', first + 1)
-  const third = header.indexOf('|', second + 1)
-  if (first < 0 || second < 0 || third < 0) return ['', '', '', undefined]
-  return [header.slice(0, first), header.slice(first + 1, second), header.slice(second + 1, third), header.slice(third + 1)]
-}
-
-function isDeps(value: unknown): value is Deps {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false
-  return Object.values(value).every((v) => typeof v === 'number')
-}
-
-/** True when the entry has expired at `now`. */
 export function isExpired(entry: Entry, now: number): boolean {
   return entry.expiresAt !== null && entry.expiresAt <= now
 }

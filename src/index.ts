@@ -1,3 +1,6 @@
+/**
+ * The public entry point of `fragcache`: `createCache`, the cache's types, the request scope and the errors.
+ */
 import type { CacheOptions } from './options.ts'
 import { TieredCache } from './tiered-cache.ts'
 
@@ -17,13 +20,14 @@ export function createCache(options: CacheOptions = {}): TieredCache {
   return new TieredCache(options)
 }
 
-export { TieredCache, type GetOrSetOptions, type KeyOptions } from './tiered-cache.ts'
+export { TieredCache } from './tiered-cache.ts'
+export type { GetOrSetOptions } from './compute.ts'
 export type { CacheOptions, Logger } from './options.ts'
 export { runInRequestScope, tryGetRequestScope, type RequestScope, type RequestScopeOptions } from './request-scope.ts'
 export { DataVersions } from './versions.ts'
 export type { CacheStatsSnapshot, TierCounts } from './stats.ts'
 export type { Ttl } from './ttl.ts'
-export { KeyBuilder, stableHash, type KeyNamespace } from './keys.ts'
+export { KeyBuilder, stableHash, type KeyNamespace, type KeyOptions } from './keys.ts'
 export {
   FragcacheError,
   InvalidArgumentError,

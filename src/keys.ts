@@ -1,3 +1,7 @@
+/**
+ * Building keys: `prefix:version:namespace:name`, readable where it is safe and hashed where it is not, always within
+ * 250 bytes of printable ASCII, distinct inputs always giving distinct keys.
+ */
 import { hash } from 'node:crypto'
 import { InvalidArgumentError, describeValue } from './errors.ts'
 
@@ -6,6 +10,13 @@ import { InvalidArgumentError, describeValue } from './errors.ts'
  * `c` low-level values, `frag` template fragments, `view` whole responses, `ver` data versions, `lock` stampede locks.
  */
 export type KeyNamespace = 'c' | 'frag' | 'view' | 'ver' | 'lock'
+
+/** Where a key lives: `c` (the default) for values, `frag` for fragments, `view` for pages. */
+export interface KeyOptions {
+  namespace?: KeyNamespace
+  /** Values that vary the key (hashed into it). */
+  inputs?: readonly unknown[]
+}
 
 /** Characters a readable key part may keep as they are: safe for memcached, Redis and log lines alike. */
 const SAFE_PART = /^[\w.:/@-]+$/

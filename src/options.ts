@@ -1,7 +1,10 @@
+/**
+ * The options of `createCache`: their types, their defaults, and the checks that name a bad one before anything starts.
+ */
 import { InvalidArgumentError } from './errors.ts'
 import type { BreakerOptions } from './tiers/breaker.ts'
 import type { MemoryTierOptions } from './tiers/memory.ts'
-import type { RedisClient } from './tiers/redis.ts'
+import type { RedisClient } from './tiers/redis-client.ts'
 import { type Ttl, checkTtl } from './ttl.ts'
 
 /** Where fragcache reports outages and corrupt values. */
@@ -32,6 +35,11 @@ export interface CacheOptions {
   earlyRefresh?: number
   /** Milliseconds since the epoch, for expiry (inject one in tests). Default `Date.now`. */
   clock?: () => number
+  /**
+   * A monotonic clock in milliseconds, for durations (compute times, the breaker's cooldown), as lru-cache's `perf`
+   * option: inject one in tests so that nothing sleeps or busy-waits. Default `performance`.
+   */
+  perf?: { now(): number }
   /** Uniform random numbers in (0, 1], for early refresh (inject one in tests). Default `Math.random`. */
   random?: () => number
   /**
@@ -53,6 +61,7 @@ export interface ResolvedCacheOptions {
   busDownTrustMs: number
   earlyRefresh: number
   clock: () => number
+  perf: { now(): number }
   random: () => number
   logger: Logger
 }
@@ -68,6 +77,7 @@ const KNOWN = [
   'busDownTrustMs',
   'earlyRefresh',
   'clock',
+  'perf',
   'random',
   'logger',
 ]
@@ -110,6 +120,7 @@ export function checkCacheOptions(options: CacheOptions): ResolvedCacheOptions {
     busDownTrustMs: nonNegative(options.busDownTrustMs ?? 1000, 'busDownTrustMs'),
     earlyRefresh: nonNegative(options.earlyRefresh ?? 1, 'earlyRefresh'),
     clock: fn(options.clock ?? Date.now, 'clock'),
+    perf: checkPerf(options.perf),
     random: fn(options.random ?? Math.random, 'random'),
     logger: options.logger ?? defaultLogger,
   }
@@ -150,4 +161,12 @@ export function checkKnownOptions(options: unknown, known: readonly string[], wh
       throw new InvalidArgumentError(`fragcache: ${at}unknown option "${name}"; known options are ${known.join(', ')}`)
     }
   }
+}
+
+function checkPerf(perf: unknown): { now(): number } {
+  if (perf === undefined) return performance
+  if (typeof perf !== 'object' || perf === null || typeof (perf as { now?: unknown }).now !== 'function') {
+    throw new InvalidArgumentError('fragcache: perf must be an object with a now() method, as performance is')
+  }
+  return perf as { now(): number }
 }

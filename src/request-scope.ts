@@ -1,3 +1,6 @@
+/**
+ * The per-request scope (AsyncLocalStorage): the entries and data versions one request has read, and forced refresh.
+ */
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type { Entry } from './entry.ts'
 

@@ -1,3 +1,5 @@
+/** The counters behind `cache.stats()`: hits and misses per tier, Redis errors and outages, computes. */
+
 /** Hits and misses of one tier. */
 export interface TierCounts {
   hits: number
@@ -6,9 +8,12 @@ export interface TierCounts {
 
 /** What {@link TieredCache.stats} returns. */
 export interface CacheStatsSnapshot {
+  /** The per-request scope. */
   request: TierCounts
-  memory: TierCounts & { entries: number; bytes: number }
-  redis: TierCounts & {
+  /** The in-process LRU, with what it holds now. */
+  l1: TierCounts & { entries: number; bytes: number }
+  /** Redis (all zeros and `configured: false` without it). */
+  l2: TierCounts & {
     /** Whether this cache has a Redis tier at all. */
     configured: boolean
     errors: number
@@ -23,18 +28,18 @@ export interface CacheStatsSnapshot {
   earlyRefreshes: number
 }
 
-type TierName = 'request' | 'memory' | 'redis'
+type TierName = 'request' | 'l1' | 'l2'
 
 /**
  * The counters behind `cache.stats()`. A miss is counted once per read, at the last tier asked.
  * @example
  * ```ts
- * const stats = new CacheStats(); stats.hit('memory'); stats.snapshot({ entries: 1, bytes: 10 }, { configured: false, down: false, busConnected: false })
+ * const stats = new CacheStats(); stats.hit('l1'); stats.snapshot({ entries: 1, bytes: 10 }, { configured: false, down: false, busConnected: false })
  * ```
  */
 export class CacheStats {
-  readonly #hits: Record<TierName, number> = { request: 0, memory: 0, redis: 0 }
-  readonly #misses: Record<TierName, number> = { request: 0, memory: 0, redis: 0 }
+  readonly #hits: Record<TierName, number> = { request: 0, l1: 0, l2: 0 }
+  readonly #misses: Record<TierName, number> = { request: 0, l1: 0, l2: 0 }
   computes = 0
   computeErrors = 0
   earlyRefreshes = 0
@@ -51,19 +56,19 @@ export class CacheStats {
   }
 
   snapshot(
-    memory: { entries: number; bytes: number },
-    redis: { configured: boolean; down: boolean; busConnected: boolean },
+    l1: { entries: number; bytes: number },
+    l2: { configured: boolean; down: boolean; busConnected: boolean },
   ): CacheStatsSnapshot {
     return {
       request: { hits: this.#hits.request, misses: this.#misses.request },
-      memory: { hits: this.#hits.memory, misses: this.#misses.memory, ...memory },
-      redis: {
-        hits: this.#hits.redis,
-        misses: this.#misses.redis,
+      l1: { hits: this.#hits.l1, misses: this.#misses.l1, ...l1 },
+      l2: {
+        hits: this.#hits.l2,
+        misses: this.#misses.l2,
         errors: this.redisErrors,
         outages: this.outages,
         corrupt: this.corrupt,
-        ...redis,
+        ...l2,
       },
       computes: this.computes,
       computeErrors: this.computeErrors,

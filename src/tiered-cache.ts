@@ -1,63 +1,23 @@
-import { createRequire } from 'node:module'
-import type { Redis as RedisType } from 'ioredis'
-import { InvalidationBus } from './bus.ts'
-import { recordDeps, runRecording } from './dependency-recorder.ts'
-import { type Deps, type Entry, isExpired, makeEntry } from './entry.ts'
-import { AtomicityError, InvalidArgumentError, KeyNotFoundError, NotAnIntegerError, NotReadyError, describe } from './errors.ts'
-import { KeyBuilder, type KeyNamespace } from './keys.ts'
-import { checkCacheOptions, type CacheOptions, type Logger } from './options.ts'
-import { type RequestScope, tryGetRequestScope } from './request-scope.ts'
+/**
+ * The public API of the cache, with Django's semantics: argument checks, what each call promises (atomicity errors
+ * included) and the wiring of the parts. Reads and writes through the tiers are the {@link TierStack}'s; computing on a
+ * miss is {@link Computations}'.
+ */
+import { assembleCache } from './assemble.ts'
+import type { InvalidationBus } from './bus.ts'
+import { type ComputePlan, type Computations, type GetOrSetOptions, checkPlan } from './compute.ts'
+import { recordDeps } from './dependency-recorder.ts'
+import { makeEntry } from './entry.ts'
+import { AtomicityError, InvalidArgumentError, KeyNotFoundError, NotAnIntegerError } from './errors.ts'
+import type { KeyBuilder, KeyOptions } from './keys.ts'
+import { checkCacheOptions, type CacheOptions } from './options.ts'
+import { tryGetRequestScope } from './request-scope.ts'
 import { CacheStats, type CacheStatsSnapshot } from './stats.ts'
-import { MemoryTier } from './tiers/memory.ts'
-import { type RedisClient, RedisTier, UNAVAILABLE } from './tiers/redis.ts'
+import type { TierStack } from './tier-stack.ts'
+import { type RedisConnection, type Unavailable, isUnavailable } from './tiers/redis-client.ts'
+import type { RedisTier } from './tiers/redis.ts'
 import { type Ttl, checkTtl, expiryFor } from './ttl.ts'
-import { DataVersions, checkTags } from './versions.ts'
-
-/** Options of {@link TieredCache.getOrSet}. */
-export interface GetOrSetOptions {
-  /** Seconds; null for no expiry; 0 or less computes without storing. Default: the cache's `ttl`. */
-  ttl?: Ttl
-  /** Recompute even if a value is cached, and write the fresh value through every tier. */
-  force?: boolean
-  /** Data-version tags the value depends on: bumping any of them invalidates it. */
-  deps?: readonly string[]
-  /**
-   * Whether a computed value is stored (default: always). A value it refuses is returned as computed, unchecked
-   * and unfrozen, and nothing is stored (for callers such as the page cache, whose render may turn out private).
-   */
-  store?: (value: unknown) => boolean
-  /** Set false for a compute that must never run in the background (the default follows the cache's option). */
-  earlyRefresh?: boolean
-}
-
-/** One read beyond L1: what judging and back-filling its entry needs. */
-interface FarRead {
-  readonly fullKey: string
-  readonly scope: RequestScope | undefined
-  readonly now: number
-  /** The invalidation epoch when the read started. */
-  readonly epoch: number
-  readonly fromRedis: boolean
-}
-
-/** What a compute needs besides the function itself. */
-interface ComputePlan {
-  readonly ttl: Ttl
-  readonly tags: readonly string[]
-  readonly store: ((value: unknown) => boolean) | undefined
-}
-
-/** Where a key lives: `c` (the default) for values, `frag` for fragments, `view` for pages. */
-export interface KeyOptions {
-  namespace?: KeyNamespace
-  /** Values that vary the key (hashed into it). */
-  inputs?: readonly unknown[]
-}
-
-interface Computed {
-  value: unknown
-  deps: Deps | null
-}
+import type { DataVersions } from './versions.ts'
 
 /**
  * The cache: a per-request scope, then an in-process LRU (L1), then Redis (L2), behind a Django-style API.
@@ -79,121 +39,42 @@ export class TieredCache {
   readonly versions: DataVersions
   /** Builds this cache's keys (for extensions that need the raw key). */
   readonly keys: KeyBuilder
-  readonly #memory: MemoryTier
-  readonly #redis: RedisTier | undefined
+  readonly #stack: TierStack
+  readonly #computations: Computations
+  readonly #connection: RedisConnection | undefined
+  readonly #l2: RedisTier | undefined
   readonly #bus: InvalidationBus | undefined
-  readonly #ownedClient: RedisClient | undefined
   readonly #defaultTtl: Ttl
   readonly #clock: () => number
-  readonly #random: () => number
-  readonly #earlyRefresh: number
-  readonly #busDownTrustMs: number
-  readonly #logger: Logger
   readonly #stats = new CacheStats()
-  readonly #inflight = new Map<string, Promise<Computed>>()
-  /**
-   * Invalidation epochs, so that a Redis read that raced an invalidation from another process does not back-fill L1
-   * with what it read: `#epoch` counts invalidations, `#keyEpochs` remembers the last one per key (bounded), and
-   * `#clearEpoch` the last that dropped everything.
-   */
-  #epoch = 0
-  readonly #keyEpochs = new Map<string, number>()
-  #clearEpoch = 0
-  /** Redis reads under way; with none, no invalidation needs remembering. */
-  #farReads = 0
 
   constructor(options: CacheOptions = {}) {
     const o = checkCacheOptions(options)
-    this.keys = new KeyBuilder(o.prefix, o.version)
+    const parts = assembleCache(o, this.#stats)
+    this.keys = parts.keys
+    this.versions = parts.versions
+    this.#stack = parts.stack
+    this.#computations = parts.computations
+    this.#connection = parts.connection
+    this.#l2 = parts.stack.l2
+    this.#bus = parts.bus
     this.#defaultTtl = o.ttl
     this.#clock = o.clock
-    this.#random = o.random
-    this.#earlyRefresh = o.earlyRefresh
-    this.#busDownTrustMs = o.busDownTrustMs
-    this.#logger = o.logger
-    this.#memory = new MemoryTier(o.l1)
-    let client: RedisClient | undefined
-    if (typeof o.redis === 'string') {
-      client = new (loadRedis())(o.redis, {
-        enableOfflineQueue: false,
-        enableAutoPipelining: true,
-        maxRetriesPerRequest: 0,
-        connectTimeout: Math.max(1000, o.redisTimeoutMs * 10),
-        retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 2000),
-      })
-      client.on('error', () => {}) // outages are reported once, by the tier
-      this.#ownedClient = client
-    } else {
-      client = o.redis
-    }
-    if (client) {
-      this.#redis = new RedisTier(client, {
-        timeoutMs: o.redisTimeoutMs,
-        breaker: o.redisBreaker,
-        events: {
-          corrupt: (key) => {
-            this.#stats.corrupt += 1
-            this.#logger.error(`fragcache: the value under "${key}" in Redis was not written by fragcache; treated as a miss`)
-          },
-          failed: (operation, error, outageStarted) => {
-            this.#stats.redisErrors += 1
-            if (outageStarted) {
-              this.#stats.outages += 1
-              this.#logger.warn(`fragcache: Redis is unavailable (${operation}: ${describe(error)}); serving from memory until it is back`)
-            }
-          },
-          recovered: () => {},
-        },
-      })
-      this.#bus = new InvalidationBus(client, `fragcache:${o.prefix}`, {
-        message: (message) => {
-          if (message.kind === 'keys') for (const key of message.keys) this.#invalidateLocal(key)
-          else if (message.kind === 'tags') this.versions.drop(message.tags)
-          else this.#dropLocal()
-        },
-        connected: () => {
-          // Messages sent while the bus was down are lost: nothing this process holds can be trusted any more.
-          this.#dropLocal()
-          this.versions.dropAll()
-        },
-      })
-      this.#bus.ready().catch(() => {})
-    }
-    this.versions = new DataVersions({
-      keys: this.keys,
-      redis: this.#redis,
-      clock: this.#clock,
-      busDownTrustMs: o.busDownTrustMs,
-      busHealthy: () => this.#bus?.healthy ?? true,
-      publish: (tags) => void this.#bus?.publish({ kind: 'tags', tags }),
-    })
   }
 
   /**
    * Resolves once Redis is connected and the invalidation bus is listening (at once without Redis).
    * Reads before then are misses, never errors; await it at start-up for a warm first request.
+   * @throws NotReadyError after `timeoutMs`.
    * @example
    * ```ts
    * await cache.ready()
    * ```
    */
   async ready(timeoutMs = 5000): Promise<void> {
-    if (!this.#bus || !this.#redis) return
-    const client = this.#redis.client
+    if (!this.#bus || !this.#connection) return
     // The bus has a connection of its own, which may be ready before the cache's: wait for both.
-    const clientReady =
-      client.status === 'ready' || client.status === 'wait'
-        ? Promise.resolve()
-        : new Promise<void>((resolve) => client.once('ready', () => resolve()))
-    let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new NotReadyError(timeoutMs)), timeoutMs)
-    })
-    try {
-      await Promise.race([Promise.all([clientReady, this.#bus.ready()]), timeout])
-    } finally {
-      clearTimeout(timer)
-    }
+    await Promise.all([this.#connection.ready(timeoutMs), this.#bus.ready(timeoutMs)])
   }
 
   /**
@@ -235,12 +116,12 @@ export class TieredCache {
   getByKey<T = unknown>(fullKey: string, defaultValue?: T): Promise<T | undefined> {
     const scope = tryGetRequestScope()
     const now = this.#clock()
-    const near = this.#readNear(fullKey, scope, now)
+    const near = this.#stack.readNear(fullKey, scope, now)
     if (near !== undefined) {
       recordDeps(near.deps)
       return Promise.resolve(near.value as T)
     }
-    return this.#readFar(fullKey, scope, now).then((entry) => {
+    return this.#stack.readFar(fullKey, scope, now).then((entry) => {
       if (entry === undefined) return defaultValue
       recordDeps(entry.deps)
       return entry.value as T
@@ -260,11 +141,10 @@ export class TieredCache {
     const expiresAt = this.#expiry(ttl, 'set')
     if (expiresAt === undefined) {
       makeEntry(fullKey, value, null) // still reject what could never be stored
-      await this.#remove([fullKey])
+      await this.#stack.remove([fullKey], tryGetRequestScope())
       return
     }
-    const { entry, payload } = makeEntry(fullKey, value, expiresAt)
-    await this.#store(fullKey, entry, payload)
+    await this.#stack.store({ key: fullKey, ...makeEntry(fullKey, value, expiresAt) })
   }
 
   /**
@@ -282,16 +162,15 @@ export class TieredCache {
     const { entry, payload } = makeEntry(fullKey, value, expiresAt ?? null)
     if (expiresAt === undefined) return false
     const now = this.#clock()
-    if (this.#redis) {
-      const added = await this.#redis.add(fullKey, entry, payload, now)
-      if (added === UNAVAILABLE) throw new AtomicityError('add', key, new Error('Redis is unavailable'))
+    if (this.#l2) {
+      const added = atomic(await this.#l2.add({ key: fullKey, entry, payload }, now), 'add', key)
       if (!added) return false
-      this.#remember(fullKey, entry)
-      this.#announce([fullKey])
+      this.#stack.remember(fullKey, entry)
+      this.#stack.announce([fullKey])
       return true
     }
-    if (this.#memory.get(fullKey, now) !== undefined) return false
-    this.#remember(fullKey, entry)
+    if (this.#stack.peekL1(fullKey, now) !== undefined) return false
+    this.#stack.remember(fullKey, entry)
     return true
   }
 
@@ -328,50 +207,14 @@ export class TieredCache {
   getOrSetByKey<T>(fullKey: string, compute: () => T | Promise<T>, options: GetOrSetOptions = {}): Promise<Awaited<T>> {
     let plan: ComputePlan
     try {
-      const tags = options.deps ?? []
-      if (tags.length > 0) checkTags(tags, 'getOrSet deps')
-      plan = { ttl: options.ttl === undefined ? this.#defaultTtl : checkTtl(options.ttl, 'getOrSet'), tags, store: options.store }
+      plan = checkPlan(options, this.#defaultTtl)
     } catch (error) {
       return Promise.reject(error)
     }
     const scope = tryGetRequestScope()
-    if (options.force === true || (scope?.forceRefresh === true && !scope.refreshed.has(fullKey))) {
-      scope?.refreshed.add(fullKey)
-      return this.#computeShared(fullKey, compute, plan, true) as Promise<Awaited<T>>
-    }
-    const now = this.#clock()
-    const near = this.#readNear(fullKey, scope, now)
-    // A near hit answers without an async frame: the hot path of every fragment tag.
-    if (near !== undefined) return Promise.resolve(this.#serve(near, fullKey, compute, plan, options, now) as Awaited<T>)
-    return this.#getOrSetFar(fullKey, compute, plan, options, scope, now) as Promise<Awaited<T>>
-  }
-
-  async #getOrSetFar(
-    fullKey: string,
-    compute: () => unknown,
-    plan: ComputePlan,
-    options: GetOrSetOptions,
-    scope: RequestScope | undefined,
-    now: number,
-  ): Promise<unknown> {
-    if (plan.tags.length > 0) this.versions.prefetch(plan.tags)
-    const entry = await this.#readFar(fullKey, scope, now)
-    if (entry !== undefined) return this.#serve(entry, fullKey, compute, plan, options, now)
-    return this.#computeShared(fullKey, compute, plan, false)
-  }
-
-  /** A hit: records its deps into any compute around it, and maybe starts an early refresh. */
-  #serve(entry: Entry, fullKey: string, compute: () => unknown, plan: ComputePlan, options: GetOrSetOptions, now: number): unknown {
-    recordDeps(entry.deps)
-    if (options.earlyRefresh !== false && this.#shouldRefreshEarly(entry, now)) this.#refreshInBackground(fullKey, compute, plan)
-    return entry.value
-  }
-
-  /** A miss: one compute per key at a time, whose deps every caller records. */
-  async #computeShared(fullKey: string, compute: () => unknown, plan: ComputePlan, force: boolean): Promise<unknown> {
-    const computed = await this.#computeOnce(fullKey, compute, plan, force)
-    recordDeps(computed.deps)
-    return computed.value
+    const forced = options.force === true || (scope?.forceRefresh === true && !scope.refreshed.has(fullKey))
+    if (forced) scope?.refreshed.add(fullKey)
+    return this.#computations.getOrSet(fullKey, compute, plan, scope, forced) as Promise<Awaited<T>>
   }
 
   /**
@@ -386,7 +229,7 @@ export class TieredCache {
     const scope = tryGetRequestScope()
     if (scope?.forceRefresh && !scope.refreshed.has(fullKey)) return undefined
     // A probe: its misses are not counted, the read that follows it counts them.
-    const entry = this.#readNear(fullKey, scope, this.#clock(), false)
+    const entry = this.#stack.readNear(fullKey, scope, this.#clock(), false)
     if (entry === undefined) return undefined
     recordDeps(entry.deps)
     return { value: entry.value }
@@ -403,32 +246,7 @@ export class TieredCache {
    * ```
    */
   async getMany(keys: readonly string[]): Promise<Map<string, unknown>> {
-    const scope = tryGetRequestScope()
-    const now = this.#clock()
-    const fullKeys = keys.map((key) => this.#key(key, {}))
-    const entries = fullKeys.map((fullKey) => this.#readNear(fullKey, scope, now))
-    const far = fullKeys.flatMap((fullKey, i) => (entries[i] === undefined ? [{ i, fullKey }] : []))
-    if (far.length > 0) {
-      this.#farReads += 1
-      const epoch = this.#epoch
-      try {
-        const remote = this.#redis ? await this.#redis.getMany(far.map((k) => k.fullKey)) : UNAVAILABLE
-        // All at once, so the versions every entry needs are read in one round trip.
-        const accepted = await Promise.all(
-          far.map(({ fullKey }, j) => {
-            // Redis down: what this process holds is the best there is (its deps are still checked).
-            const entry = remote === UNAVAILABLE ? this.#memory.get(fullKey, now) : remote[j]
-            return entry && this.#accept({ fullKey, scope, now, epoch, fromRedis: remote !== UNAVAILABLE }, entry)
-          }),
-        )
-        far.forEach(({ i }, j) => {
-          entries[i] = accepted[j]
-          if (accepted[j] === undefined && this.#redis) this.#stats.miss('redis')
-        })
-      } finally {
-        this.#farReadDone()
-      }
-    }
+    const entries = await this.#stack.readMany(keys.map((key) => this.#key(key, {})), tryGetRequestScope(), this.#clock())
     const found = new Map<string, unknown>()
     entries.forEach((entry, i) => {
       if (entry === undefined) return
@@ -448,17 +266,12 @@ export class TieredCache {
   async setMany(entries: Readonly<Record<string, unknown>> | Iterable<readonly [string, unknown]>, ttl?: Ttl): Promise<void> {
     const pairs = Symbol.iterator in entries ? [...(entries as Iterable<readonly [string, unknown]>)] : Object.entries(entries)
     const expiresAt = this.#expiry(ttl, 'setMany')
-    const items = pairs.map(([key, value]) => {
+    const writes = pairs.map(([key, value]) => {
       const fullKey = this.#key(key, {})
       return { key: fullKey, ...makeEntry(fullKey, value, expiresAt ?? null) }
     })
-    if (expiresAt === undefined) {
-      await this.#remove(items.map((item) => item.key))
-      return
-    }
-    for (const item of items) this.#remember(item.key, item.entry)
-    if (this.#redis) await this.#redis.setMany(items, this.#clock())
-    this.#announce(items.map((item) => item.key))
+    if (expiresAt === undefined) await this.#stack.remove(writes.map((write) => write.key), tryGetRequestScope())
+    else await this.#stack.storeMany(writes)
   }
 
   /**
@@ -473,22 +286,19 @@ export class TieredCache {
   async incr(key: string, by = 1): Promise<number> {
     if (!Number.isSafeInteger(by)) throw new InvalidArgumentError(`fragcache: incr("${key}"): by must be an integer; got ${String(by)}`)
     const fullKey = this.#key(key, {})
-    const scope = tryGetRequestScope()
-    if (this.#redis) {
-      const reply = await this.#redis.incr(fullKey, by)
-      if (reply === UNAVAILABLE) throw new AtomicityError('incr', key, new Error('Redis is unavailable'))
+    if (this.#l2) {
+      const reply = atomic(await this.#l2.incr(fullKey, by), 'incr', key)
       if (reply === 'missing') throw new KeyNotFoundError(key)
       if (reply === 'nan') throw new NotAnIntegerError(key)
-      this.#forget([fullKey], scope)
-      this.#announce([fullKey])
+      this.#stack.forget([fullKey], tryGetRequestScope())
+      this.#stack.announce([fullKey])
       return reply
     }
-    const now = this.#clock()
-    const entry = this.#memory.get(fullKey, now)
+    const entry = this.#stack.peekL1(fullKey, this.#clock())
     if (entry === undefined) throw new KeyNotFoundError(key)
     if (!Number.isSafeInteger(entry.value)) throw new NotAnIntegerError(key)
     const next = (entry.value as number) + by
-    this.#remember(fullKey, makeEntry(fullKey, next, entry.expiresAt).entry)
+    this.#stack.remember(fullKey, makeEntry(fullKey, next, entry.expiresAt).entry)
     return next
   }
 
@@ -516,14 +326,13 @@ export class TieredCache {
     const expiresAt = this.#expiry(ttl, 'touch')
     if (expiresAt === undefined) return this.delete(key)
     const now = this.#clock()
-    const scope = tryGetRequestScope()
-    const local = this.#memory.get(fullKey, now)
-    if (local) this.#remember(fullKey, { ...local, expiresAt })
-    if (!this.#redis) return local !== undefined
-    const touched = await this.#redis.touch(fullKey, expiresAt, now)
-    if (touched === UNAVAILABLE) return local !== undefined
-    if (!touched) this.#forget([fullKey], scope)
-    this.#announce([fullKey])
+    const local = this.#stack.peekL1(fullKey, now)
+    if (local) this.#stack.remember(fullKey, { ...local, expiresAt })
+    if (!this.#l2) return local !== undefined
+    const touched = await this.#l2.touch(fullKey, expiresAt, now)
+    if (isUnavailable(touched)) return local !== undefined
+    if (!touched) this.#stack.forget([fullKey], tryGetRequestScope())
+    this.#stack.announce([fullKey])
     return touched
   }
 
@@ -546,7 +355,7 @@ export class TieredCache {
    * ```
    */
   async deleteMany(keys: readonly string[]): Promise<number> {
-    return this.#remove(keys.map((key) => this.#key(key, {})))
+    return this.#stack.remove(keys.map((key) => this.#key(key, {})), tryGetRequestScope())
   }
 
   /**
@@ -559,11 +368,11 @@ export class TieredCache {
    * ```
    */
   async clear(): Promise<boolean> {
-    this.#memory.clear()
+    this.#stack.l1.clear()
     tryGetRequestScope()?.entries.clear()
     this.versions.dropAll()
-    if (!this.#redis) return true
-    const cleared = await this.#redis.deleteByPrefix(this.keys.base.slice(0, this.keys.base.indexOf(':') + 1))
+    if (!this.#l2) return true
+    const cleared = await this.#l2.deleteByPrefix(this.keys.base.slice(0, this.keys.base.indexOf(':') + 1))
     void this.#bus?.publish({ kind: 'clear' })
     return cleared === true
   }
@@ -572,14 +381,26 @@ export class TieredCache {
    * Counters since the cache was created: hits and misses per tier, Redis errors and outages, computes.
    * @example
    * ```ts
-   * const { memory } = cache.stats(); console.log(memory.hits / (memory.hits + memory.misses))
+   * const { l1 } = cache.stats(); console.log(l1.hits / (l1.hits + l1.misses))
    * ```
    */
   stats(): CacheStatsSnapshot {
     return this.#stats.snapshot(
-      { entries: this.#memory.size, bytes: this.#memory.bytes },
-      { configured: this.#redis !== undefined, down: this.#redis?.isDown ?? false, busConnected: this.#bus?.healthy ?? false },
+      { entries: this.#stack.l1.size, bytes: this.#stack.l1.bytes },
+      { configured: this.#l2 !== undefined, down: this.#connection?.isDown ?? false, busConnected: this.#bus?.healthy ?? false },
     )
+  }
+
+  /**
+   * Resolves once the work this cache started in the background has finished: refreshes of hot entries computing
+   * ahead of their expiry (stored or failed).
+   * @example
+   * ```ts
+   * await cache.flush() // in a test, before looking at what a background refresh stored
+   * ```
+   */
+  async flush(): Promise<void> {
+    await this.#computations.settled()
   }
 
   /**
@@ -591,13 +412,7 @@ export class TieredCache {
    */
   async close(): Promise<void> {
     await this.#bus?.close()
-    if (this.#ownedClient) {
-      try {
-        await this.#ownedClient.quit()
-      } catch {
-        this.#ownedClient.disconnect()
-      }
-    }
+    await this.#connection?.close()
   }
 
   #key(key: string, options: KeyOptions): string {
@@ -607,195 +422,10 @@ export class TieredCache {
   #expiry(ttl: Ttl | undefined, where: string): number | null | undefined {
     return expiryFor(ttl === undefined ? this.#defaultTtl : checkTtl(ttl, where), this.#clock())
   }
-
-  /** The request scope, then L1, without waiting; undefined when a slower read is needed. */
-  #readNear(fullKey: string, scope: RequestScope | undefined, now: number, countMisses = true): Entry | undefined {
-    if (scope !== undefined) {
-      const scoped = scope.entries.get(fullKey)
-      if (scoped !== undefined && !isExpired(scoped, now)) {
-        this.#stats.hit('request')
-        return scoped
-      }
-      if (countMisses) this.#stats.miss('request')
-    }
-    const entry = this.#trustedLocal(fullKey, now)
-    if (entry !== undefined && entry.deps !== null) {
-      const valid = this.versions.check(entry.deps)
-      if (valid === false) this.#memory.delete(fullKey)
-      if (valid !== true) {
-        if (countMisses) this.#stats.miss('memory')
-        return undefined
-      }
-    }
-    if (entry === undefined) {
-      if (countMisses) this.#stats.miss('memory')
-      return undefined
-    }
-    this.#stats.hit('memory')
-    scope?.entries.set(fullKey, entry)
-    return entry
-  }
-
-  /** The L1 entry, unless the bus is down and the entry is older than `busDownTrustMs` (another process may have changed it). */
-  #trustedLocal(fullKey: string, now: number): Entry | undefined {
-    const slot = this.#memory.getSlot(fullKey, now)
-    if (slot === undefined) return undefined
-    if (this.#bus?.healthy === false && now - slot.storedAt > this.#busDownTrustMs) return undefined
-    return slot.entry
-  }
-
-  /** L1 entries whose deps need reading, then Redis. */
-  async #readFar(fullKey: string, scope: RequestScope | undefined, now: number): Promise<Entry | undefined> {
-    this.#farReads += 1
-    const epoch = this.#epoch
-    try {
-      const remote = this.#redis ? await this.#redis.get(fullKey) : UNAVAILABLE
-      // Redis down: what this process holds is the best there is (its deps are still checked).
-      const entry = remote === UNAVAILABLE ? this.#memory.get(fullKey, now) : remote
-      let accepted = entry && this.#accept({ fullKey, scope, now, epoch, fromRedis: remote !== UNAVAILABLE }, entry)
-      if (accepted instanceof Promise) accepted = await accepted
-      if (accepted === undefined && this.#redis) this.#stats.miss('redis')
-      return accepted
-    } finally {
-      this.#farReadDone()
-    }
-  }
-
-  /**
-   * Checks an entry read from Redis (or L1 during an outage), and back-fills the nearer tiers with it. Answers without
-   * waiting unless versions must be read.
-   */
-  #accept(read: FarRead, entry: Entry): Entry | undefined | Promise<Entry | undefined> {
-    if (isExpired(entry, read.now)) return undefined
-    const valid = entry.deps === null ? true : this.versions.check(entry.deps)
-    if (valid === undefined) return this.versions.verify(entry.deps as Deps).then((verified) => this.#settle(read, entry, verified))
-    return this.#settle(read, entry, valid)
-  }
-
-  #settle({ fullKey, scope, now, epoch, fromRedis }: FarRead, entry: Entry, valid: boolean | typeof UNAVAILABLE): Entry | undefined {
-    if (valid !== true) {
-      if (valid === false) this.#memory.delete(fullKey)
-      return undefined
-    }
-    this.#stats.hit(fromRedis ? 'redis' : 'memory')
-    // The entry keeps its own expiresAt: a back-fill never extends its life.
-    if (fromRedis && this.#unchangedSince(fullKey, epoch)) this.#memory.set(fullKey, entry, now)
-    scope?.entries.set(fullKey, entry)
-    return entry
-  }
-
-  #computeOnce(fullKey: string, compute: () => unknown, plan: ComputePlan, force: boolean): Promise<Computed> {
-    const running = this.#inflight.get(fullKey)
-    if (running !== undefined && !force) return running
-    const promise = this.#computeAndStore(fullKey, compute, plan).finally(() => {
-      if (this.#inflight.get(fullKey) === promise) this.#inflight.delete(fullKey)
-    })
-    this.#inflight.set(fullKey, promise)
-    return promise
-  }
-
-  async #computeAndStore(fullKey: string, compute: () => unknown, { ttl, tags, store }: ComputePlan): Promise<Computed> {
-    this.#stats.computes += 1
-    // Versions are read before computing: a bump during the compute leaves the entry already out of date.
-    const versions = tags.length > 0 ? await this.versions.read(tags) : new Map<string, number>()
-    const storable = versions !== UNAVAILABLE
-    const started = performance.now()
-    let result: { value: unknown; deps: Deps | null }
-    try {
-      result = await runRecording(compute, storable ? versions : new Map())
-    } catch (error) {
-      this.#stats.computeErrors += 1
-      throw error
-    }
-    if (store !== undefined && !store(result.value)) return result
-    if (result.value === undefined) {
-      throw new InvalidArgumentError(`fragcache: the compute function for "${fullKey}" returned undefined; return null to cache "nothing"`)
-    }
-    const now = this.#clock()
-    const expiresAt = expiryFor(ttl, now)
-    const { entry, payload } = makeEntry(fullKey, result.value, expiresAt ?? null, performance.now() - started, result.deps)
-    if (expiresAt !== undefined && storable) await this.#store(fullKey, entry, payload)
-    return { value: entry.value, deps: entry.deps }
-  }
-
-  #shouldRefreshEarly(entry: Entry, now: number): boolean {
-    // XFetch (Vattani et al.): the closer to expiry and the costlier the compute, the likelier an early refresh.
-    if (this.#earlyRefresh <= 0 || entry.expiresAt === null || entry.computeMs <= 0) return false
-    return now - entry.computeMs * this.#earlyRefresh * Math.log(this.#random()) >= entry.expiresAt
-  }
-
-  #refreshInBackground(fullKey: string, compute: () => unknown, plan: ComputePlan): void {
-    if (this.#inflight.has(fullKey)) return
-    this.#stats.earlyRefreshes += 1
-    this.#computeOnce(fullKey, compute, plan, false).catch((error: unknown) => {
-      this.#logger.error(`fragcache: early refresh of "${fullKey}" failed; the cached value stays: ${describe(error)}`)
-    })
-  }
-
-  async #store(fullKey: string, entry: Entry, payload: string): Promise<void> {
-    this.#remember(fullKey, entry)
-    if (!this.#redis) return
-    await this.#redis.set(fullKey, entry, payload, this.#clock())
-    this.#announce([fullKey])
-  }
-
-  /** Puts an entry in the request scope and L1. */
-  #remember(fullKey: string, entry: Entry): void {
-    tryGetRequestScope()?.entries.set(fullKey, entry)
-    this.#memory.set(fullKey, entry, this.#clock())
-  }
-
-  #forget(fullKeys: readonly string[], scope: RequestScope | undefined): number {
-    let count = 0
-    for (const key of fullKeys) {
-      scope?.entries.delete(key)
-      if (this.#memory.delete(key)) count += 1
-    }
-    return count
-  }
-
-  async #remove(fullKeys: readonly string[]): Promise<number> {
-    const local = this.#forget(fullKeys, tryGetRequestScope())
-    if (!this.#redis) return local
-    const removed = await this.#redis.delete(fullKeys)
-    this.#announce(fullKeys)
-    return removed === UNAVAILABLE ? local : removed
-  }
-
-  /** Another process changed `fullKey`: drop this process's copy, and refuse back-fills of reads that raced it. */
-  #invalidateLocal(fullKey: string): void {
-    this.#memory.delete(fullKey)
-    if (this.#farReads === 0) return
-    if (this.#keyEpochs.size >= 10_000) return this.#dropLocal()
-    this.#keyEpochs.set(fullKey, ++this.#epoch)
-  }
-
-  #dropLocal(): void {
-    this.#memory.clear()
-    this.#keyEpochs.clear()
-    this.#clearEpoch = ++this.#epoch
-  }
-
-  /** A read that may back-fill L1 from Redis is over: with none left, no invalidation needs remembering. */
-  #farReadDone(): void {
-    if (--this.#farReads === 0) this.#keyEpochs.clear()
-  }
-
-  /** True when nothing invalidated `fullKey` since `epoch` was read. */
-  #unchangedSince(fullKey: string, epoch: number): boolean {
-    return this.#clearEpoch <= epoch && (this.#keyEpochs.get(fullKey) ?? 0) <= epoch
-  }
-
-  #announce(fullKeys: readonly string[]): void {
-    void this.#bus?.publish({ kind: 'keys', keys: [...fullKeys] })
-  }
 }
 
-/** ioredis is an optional peer: loaded only when a Redis URL is given, so memory-only users need not install it. */
-function loadRedis(): typeof RedisType {
-  try {
-    return (createRequire(import.meta.url)('ioredis') as { Redis: typeof RedisType }).Redis
-  } catch (error) {
-    throw new InvalidArgumentError(`fragcache: a Redis URL was given but ioredis is not installed (npm install ioredis): ${describe(error)}`)
-  }
+/** The reply of an operation that promises atomicity across processes; throws {@link AtomicityError} when Redis could not answer. */
+function atomic<T>(reply: T | Unavailable, operation: string, key: string): T {
+  if (isUnavailable(reply)) throw new AtomicityError(operation, key, reply.error)
+  return reply
 }

@@ -1,3 +1,6 @@
+/**
+ * Time to live, as Django reads it: seconds, `null` for no expiry, 0 or less for "do not store".
+ */
 import { InvalidArgumentError } from './errors.ts'
 
 /**

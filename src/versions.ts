@@ -1,10 +1,14 @@
+/**
+ * Data versions: bumping a tag on save, reading versions in coalesced batches, judging an entry's recorded versions, and
+ * what this process remembers of them.
+ */
 import { LRUCache } from 'lru-cache'
 import { recordDeps } from './dependency-recorder.ts'
 import type { Deps } from './entry.ts'
 import { AtomicityError, InvalidArgumentError, VersionsUnavailableError } from './errors.ts'
 import type { KeyBuilder } from './keys.ts'
 import { tryGetRequestScope } from './request-scope.ts'
-import { LuaScript, type RedisTier, UNAVAILABLE, type Unavailable } from './tiers/redis.ts'
+import { LuaScript, type RedisConnection, type Unavailable, isUnavailable } from './tiers/redis-client.ts'
 
 /**
  * Version keys are created on first read with the current time in milliseconds, not 0. If one is evicted or
@@ -39,7 +43,7 @@ const TAG_PATTERN = /^\S{1,200}$/
 /** Options of {@link DataVersions}. */
 export interface DataVersionsOptions {
   keys: KeyBuilder
-  redis: RedisTier | undefined
+  redis: RedisConnection | undefined
   clock: () => number
   /** While the bus is down, a version cached here is trusted this long after it was read (ms). */
   busDownTrustMs: number
@@ -94,9 +98,7 @@ export class DataVersions {
   async get(tags: readonly string[]): Promise<Record<string, number>> {
     checkTags(tags, 'versions.get')
     const versions = await this.read(tags)
-    if (versions === UNAVAILABLE) {
-      throw new VersionsUnavailableError(tags, new Error('Redis is unavailable'))
-    }
+    if (isUnavailable(versions)) throw new VersionsUnavailableError(tags, versions.error)
     recordDeps(versions)
     return Object.fromEntries(versions)
   }
@@ -114,8 +116,8 @@ export class DataVersions {
     let versions: number[]
     if (redis) {
       const keys = unique.map((tag) => this.#key(tag))
-      const reply = await redis.run('versions.bump', redis.evalScript(BUMP, keys, [this.#initial(), VERSION_TTL_MS]))
-      if (reply === UNAVAILABLE) throw new AtomicityError('versions.bump', unique.join(','), new Error('Redis is unavailable'))
+      const reply = await redis.run('versions.bump', redis.script(BUMP, keys, [this.#initial(), VERSION_TTL_MS]))
+      if (isUnavailable(reply)) throw new AtomicityError('versions.bump', unique.join(','), reply.error)
       versions = (reply as unknown[]).map(Number)
     } else {
       versions = unique.map((tag) => {
@@ -159,7 +161,7 @@ export class DataVersions {
     const quick = this.check(deps)
     if (quick !== undefined) return quick
     const current = await this.read(Object.keys(deps))
-    if (current === UNAVAILABLE) return UNAVAILABLE
+    if (isUnavailable(current)) return current
     for (const tag in deps) if (current.get(tag) !== deps[tag]) return false
     return true
   }
@@ -177,8 +179,8 @@ export class DataVersions {
     if (missing.length > 0) {
       const fetched = await Promise.all(missing.map((tag) => this.#fetch(tag)))
       for (let i = 0; i < missing.length; i++) {
-        const version = fetched[i]
-        if (version === UNAVAILABLE || version === undefined) return UNAVAILABLE
+        const version = fetched[i] as number | Unavailable
+        if (isUnavailable(version)) return version
         out.set(missing[i] as string, version)
       }
     }
@@ -246,14 +248,11 @@ export class DataVersions {
     const tags = [...batch.keys()]
     const generation = this.#generation
     const redis = this.#options.redis
-    const reply = await redis.run(
-      'versions.read',
-      redis.evalScript(READ, tags.map((tag) => this.#key(tag)), [this.#initial(), VERSION_TTL_MS]),
-    )
+    const reply = await redis.run('versions.read', redis.script(READ, tags.map((tag) => this.#key(tag)), [this.#initial(), VERSION_TTL_MS]))
     const now = this.#options.clock()
     tags.forEach((tag, i) => {
-      const version = reply === UNAVAILABLE ? UNAVAILABLE : Number((reply as unknown[])[i])
-      if (version !== UNAVAILABLE && generation === this.#generation) this.#known.set(tag, { version, readAt: now })
+      const version = isUnavailable(reply) ? reply : Number((reply as unknown[])[i])
+      if (!isUnavailable(version) && generation === this.#generation) this.#known.set(tag, { version, readAt: now })
       for (const resolve of batch.get(tag) ?? []) resolve(version)
     })
   }

@@ -203,7 +203,7 @@ processes('bus down: staleness is bounded by busDownTrustMs; after it, reads see
     // Take the bus down while Redis stays up: forbid SUBSCRIBE, then drop the subscriber connections.
     await admin.call('ACL', 'SETUSER', 'default', '-subscribe')
     await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub')
-    await eventually(() => !reader.stats().redis.busConnected, 5000, 'the reader to notice its bus is down')
+    await eventually(() => !reader.stats().l2.busConnected, 5000, 'the reader to notice its bus is down')
     await writer.versions.bump('article:5')
     assert.is(await read(), 'render 1', 'within the trusted time the old version is still believed')
     clock.now += 1001
@@ -212,7 +212,7 @@ processes('bus down: staleness is bounded by busDownTrustMs; after it, reads see
     await admin.call('ACL', 'SETUSER', 'default', '+subscribe')
     admin.disconnect()
   }
-  await eventually(() => reader.stats().redis.busConnected, 10_000, 'the bus to reconnect')
+  await eventually(() => reader.stats().l2.busConnected, 10_000, 'the bus to reconnect')
 })
 
 processes('Redis down: an entry whose deps cannot be checked is recomputed past the trusted time, never served', async () => {
@@ -232,7 +232,7 @@ processes('Redis down: an entry whose deps cannot be checked is recomputed past 
   const read = () => cache.getOrSet('guarded', () => `render ${++calls}`, { deps: ['article:9'] })
   assert.is(await read(), 'render 1')
   await server.stop()
-  await eventually(() => !cache.stats().redis.busConnected, 5000, 'the bus to go down')
+  await eventually(() => !cache.stats().l2.busConnected, 5000, 'the bus to go down')
   assert.is(await read(), 'render 1', 'inside the trusted time')
   clock.now += 1001
   assert.is(await read(), 'render 2', 'past it: recomputed')

@@ -1,15 +1,19 @@
+/** The circuit breaker in front of Redis: stop calling a tier that keeps failing, probe it again after a cooldown. */
+
 /** Options of {@link CircuitBreaker}. */
 export interface BreakerOptions {
   /** Consecutive failures that open the circuit (default 3). */
   threshold?: number
   /** How long an open circuit refuses calls before letting one probe through (default 1000 ms). */
   cooldownMs?: number
+  /** A monotonic clock in milliseconds (default `performance`); tests inject one. */
+  perf?: { now(): number }
 }
 
 /**
  * Stops calling a tier that keeps failing: after `threshold` consecutive failures every call is refused at once
  * (no waiting on timeouts) until `cooldownMs` has passed; then one probe call is let through, and its outcome
- * closes the circuit or opens it for another cooldown. Uses real time, not the cache's injectable clock:
+ * closes the circuit or opens it for another cooldown. Uses the monotonic clock (`perf`), not the cache's wall clock:
  * it paces network calls, it does not judge data.
  *
  * @example
@@ -21,6 +25,7 @@ export interface BreakerOptions {
 export class CircuitBreaker {
   readonly #threshold: number
   readonly #cooldownMs: number
+  readonly #perf: { now(): number }
   #failures = 0
   #openedAt: number | null = null
   #probing = false
@@ -28,12 +33,13 @@ export class CircuitBreaker {
   constructor(options: BreakerOptions = {}) {
     this.#threshold = options.threshold ?? 3
     this.#cooldownMs = options.cooldownMs ?? 1000
+    this.#perf = options.perf ?? performance
   }
 
   /** Whether a call may go ahead now. */
   allow(): boolean {
     if (this.#openedAt === null) return true
-    if (this.#probing || performance.now() - this.#openedAt < this.#cooldownMs) return false
+    if (this.#probing || this.#perf.now() - this.#openedAt < this.#cooldownMs) return false
     this.#probing = true
     return true
   }
@@ -52,7 +58,7 @@ export class CircuitBreaker {
     this.#failures += 1
     const wasOpen = this.#openedAt !== null
     if (wasOpen || this.#failures >= this.#threshold) {
-      this.#openedAt = performance.now()
+      this.#openedAt = this.#perf.now()
       this.#probing = false
     }
     return !wasOpen && this.#openedAt !== null

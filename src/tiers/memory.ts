@@ -1,3 +1,6 @@
+/**
+ * The in-process tier (L1): an lru-cache bounded by entry count and bytes, synchronous, expiry judged by the cache's clock.
+ */
 import { LRUCache } from 'lru-cache'
 import { type Entry, isExpired } from '../entry.ts'
 

@@ -46,10 +46,10 @@ tier('a hit in Redis back-fills L1 with the remaining TTL, never a fresh one', a
   open.push(reader)
   await reader.ready()
   assert.is(await reader.get('bf'), 'v')
-  assert.is(reader.stats().redis.hits, 1)
+  assert.is(reader.stats().l2.hits, 1)
   clock.now += 9_999
   assert.is(await reader.get('bf'), 'v')
-  assert.is(reader.stats().memory.hits, 1, 'the second read came from L1')
+  assert.is(reader.stats().l1.hits, 1, 'the second read came from L1')
   clock.now += 1
   assert.is(await reader.get('bf'), undefined, 'the back-filled copy expired with the original')
 })
@@ -93,7 +93,7 @@ tier('a value fragcache did not write is a miss, counted and logged, never an ex
   raw.disconnect()
   assert.is(await cache.get('foreign'), undefined)
   assert.is(await cache.getOrSet('broken', () => 'recomputed'), 'recomputed')
-  assert.is(cache.stats().redis.corrupt, 2)
+  assert.is(cache.stats().l2.corrupt, 2)
   assert.equal(logged, [
     `error: fragcache: the value under "${cache.keys.build('c', 'foreign')}" in Redis was not written by fragcache; treated as a miss`,
     `error: fragcache: the value under "${cache.keys.build('c', 'broken')}" in Redis was not written by fragcache; treated as a miss`,
@@ -154,7 +154,7 @@ outage('Redis stopped mid-test: reads miss quickly, writes do not throw, L1 keep
   const elapsed = performance.now() - started
   // A generous bound that still proves nothing waited on a reconnect: each call is bounded by redisTimeoutMs.
   assert.ok(elapsed < 2000, `the outage calls took ${elapsed} ms`)
-  assert.ok(cache.stats().redis.outages >= 1)
+  assert.ok(cache.stats().l2.outages >= 1)
   assert.equal(logged.filter((l) => l.startsWith('warn')).length, 1, 'one warning per outage')
   assert.match(logged[0] ?? '', /^warn: fragcache: Redis is unavailable \(\w+: .+\); serving from memory until it is back$/)
 
@@ -199,7 +199,7 @@ outage('a frozen (slow) Redis answers nothing: every call is a miss within the t
     await cache.set('w', 1)
     assert.ok(afterTwo - started < 1000, `two timed-out reads took ${afterTwo - started} ms`)
     assert.ok(afterMany - afterTwo < 1000, `fifty refused reads took ${afterMany - afterTwo} ms`)
-    assert.is(cache.stats().redis.down, true)
+    assert.is(cache.stats().l2.down, true)
   } finally {
     server.resume()
   }
@@ -218,21 +218,21 @@ reconnect('a change made while the bus was down is seen after it reconnects', as
   await a.set('k', 'before')
   // b's first read may race a's bus message for that very write, and then rightly does not keep it; read until it does.
   await eventually(async () => {
-    const hits = b.stats().memory.hits
-    return (await b.get('k')) === 'before' && b.stats().memory.hits > hits
+    const hits = b.stats().l1.hits
+    return (await b.get('k')) === 'before' && b.stats().l1.hits > hits
   }, 2000, 'b to hold k in its L1')
   const admin = server.client()
   try {
     await admin.call('ACL', 'SETUSER', 'default', '-subscribe')
     await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub')
-    await eventually(() => !b.stats().redis.busConnected, 5000, 'b to notice its bus is down')
+    await eventually(() => !b.stats().l2.busConnected, 5000, 'b to notice its bus is down')
     await a.set('k', 'during') // b's bus misses this message
     assert.is(await b.get('k'), 'before', 'trusted for busDownTrustMs while the bus is down')
   } finally {
     await admin.call('ACL', 'SETUSER', 'default', '+subscribe')
     admin.disconnect()
   }
-  await eventually(() => b.stats().redis.busConnected, 10_000, 'the bus to reconnect')
+  await eventually(() => b.stats().l2.busConnected, 10_000, 'the bus to reconnect')
   assert.is(await b.get('k'), 'during')
 })
 

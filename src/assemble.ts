@@ -1,0 +1,104 @@
+/**
+ * Puts a cache together from its checked options: L1, and with Redis the connection (opened here when a URL was given),
+ * L2, the invalidation bus and the events that feed `stats()` and the logger; then the data versions, the tier stack
+ * and the computations, each handed only what it uses.
+ */
+import { InvalidationBus } from './bus.ts'
+import { Computations } from './compute.ts'
+import { describe } from './errors.ts'
+import { KeyBuilder } from './keys.ts'
+import type { ResolvedCacheOptions } from './options.ts'
+import type { CacheStats } from './stats.ts'
+import { TierStack } from './tier-stack.ts'
+import { MemoryTier } from './tiers/memory.ts'
+import { type RedisClient, RedisConnection, openRedis } from './tiers/redis-client.ts'
+import { RedisTier } from './tiers/redis.ts'
+import { DataVersions } from './versions.ts'
+
+/** The parts of one cache. */
+export interface CacheParts {
+  readonly keys: KeyBuilder
+  readonly versions: DataVersions
+  readonly stack: TierStack
+  readonly computations: Computations
+  readonly connection: RedisConnection | undefined
+  readonly bus: InvalidationBus | undefined
+}
+
+/**
+ * Builds the parts of a cache; `stats` receives what happens to them.
+ * @example
+ * ```ts
+ * const parts = assembleCache(checkCacheOptions({ redis: 'redis://127.0.0.1:6379' }), new CacheStats())
+ * ```
+ */
+export function assembleCache(o: ResolvedCacheOptions, stats: CacheStats): CacheParts {
+  const keys = new KeyBuilder(o.prefix, o.version)
+  const { connection, l2, bus } = o.redis === undefined ? {} : connectRedis(o, o.redis, stats)
+  // Late-bound: the bus reports to the stack, which is built after it.
+  let stack: TierStack | undefined
+  let versions: DataVersions | undefined
+  bus?.listen({
+    message: (message) => stack?.receive(message),
+    connected: () => {
+      // Messages sent while the bus was down are lost: nothing this process holds can be trusted any more.
+      stack?.dropL1()
+      versions?.dropAll()
+    },
+  })
+    const busHealthy = (): boolean => bus?.healthy ?? true
+  versions = new DataVersions({
+    keys,
+    redis: connection,
+    clock: o.clock,
+    busDownTrustMs: o.busDownTrustMs,
+    busHealthy,
+    publish: (tags) => void bus?.publish({ kind: 'tags', tags }),
+  })
+  stack = new TierStack({
+    l1: new MemoryTier(o.l1),
+    l2,
+    versions,
+    stats,
+    clock: o.clock,
+    busDownTrustMs: o.busDownTrustMs,
+    busHealthy,
+    publish: (message) => void bus?.publish(message),
+  })
+  const computations = new Computations({
+    stack,
+    versions,
+    stats,
+    clock: o.clock,
+    perf: o.perf,
+    random: o.random,
+    earlyRefresh: o.earlyRefresh,
+    logger: o.logger,
+  })
+  return { keys, versions, stack, computations, connection, bus }
+}
+
+/** The Redis side: the connection (owned when fragcache opened it), L2 and the bus, reporting to `stats` and the logger. */
+function connectRedis(o: ResolvedCacheOptions, redis: string | RedisClient, stats: CacheStats) {
+  const client: RedisClient = typeof redis === 'string' ? openRedis(redis, o.redisTimeoutMs) : redis
+  const connection = new RedisConnection(client, {
+    owned: typeof redis === 'string',
+    timeoutMs: o.redisTimeoutMs,
+    breaker: o.redisBreaker,
+    perf: o.perf,
+    events: {
+      failed: (operation, error, outageStarted) => {
+        stats.redisErrors += 1
+        if (!outageStarted) return
+        stats.outages += 1
+        o.logger.warn(`fragcache: Redis is unavailable (${operation}: ${describe(error)}); serving from memory until it is back`)
+      },
+      recovered: () => {},
+    },
+  })
+  const l2 = new RedisTier(connection, (key) => {
+    stats.corrupt += 1
+    o.logger.error(`fragcache: the value under "${key}" in Redis was not written by fragcache; treated as a miss`)
+  })
+  return { connection, l2, bus: new InvalidationBus(client, `fragcache:${o.prefix}`) }
+}

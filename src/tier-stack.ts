@@ -1,0 +1,253 @@
+/**
+ * The tiers in order, read and written as one: the request scope, then L1 (in-process), then L2 (Redis), with one read
+ * path beyond L1 for one key or many, back-fills that never extend an entry's life, writes to every tier, what the bus
+ * says other processes changed, and the invalidation epochs that stop a racing L2 read from back-filling stale data.
+ */
+import type { BusMessage } from './bus.ts'
+import { type Entry, isExpired } from './entry.ts'
+import { type RequestScope, tryGetRequestScope } from './request-scope.ts'
+import type { CacheStats } from './stats.ts'
+import type { MemoryTier } from './tiers/memory.ts'
+import { type Unavailable, isUnavailable } from './tiers/redis-client.ts'
+import type { EntryWrite, RedisTier } from './tiers/redis.ts'
+import type { DataVersions } from './versions.ts'
+
+/** What a {@link TierStack} is made of. */
+export interface TierStackParts {
+  readonly l1: MemoryTier
+  readonly l2: RedisTier | undefined
+  readonly versions: DataVersions
+  readonly stats: CacheStats
+  readonly clock: () => number
+  /** While the bus is down, an L1 entry is trusted this long after it was stored (ms). */
+  readonly busDownTrustMs: number
+  /** Whether other processes' invalidations are reaching this one now. */
+  readonly busHealthy: () => boolean
+  /** Tells the other processes (never throws). */
+  readonly publish: (message: BusMessage) => void
+}
+
+/** When an L2 read started: what judging and back-filling its entry needs. */
+interface L2Read {
+  readonly scope: RequestScope | undefined
+  readonly now: number
+  /** The invalidation epoch when the read started. */
+  readonly epoch: number
+}
+
+/**
+ * The request scope, L1 and L2 as one store.
+ * @example
+ * ```ts
+ * const stack = new TierStack({ l1, l2, versions, stats, clock: Date.now, busDownTrustMs: 1000, busHealthy, publish })
+ * const entry = stack.readNear(key, scope, now) ?? (await stack.readFar(key, scope, now))
+ * ```
+ */
+export class TierStack {
+  readonly l1: MemoryTier
+  readonly l2: RedisTier | undefined
+  readonly #p: TierStackParts
+  /**
+   * Invalidation epochs: `#epoch` counts invalidations, `#keyEpochs` remembers the last one per key (bounded) and
+   * `#clearEpoch` the last that dropped everything, so that an L2 read that raced an invalidation from another process
+   * does not back-fill L1 with what it read.
+   */
+  #epoch = 0
+  readonly #keyEpochs = new Map<string, number>()
+  #clearEpoch = 0
+  /** L2 reads under way; with none, no invalidation needs remembering. */
+  #l2Reads = 0
+
+  constructor(parts: TierStackParts) {
+    this.l1 = parts.l1
+    this.l2 = parts.l2
+    this.#p = parts
+  }
+
+  /** The request scope, then L1, without waiting; undefined when a slower read is needed. */
+  readNear(fullKey: string, scope: RequestScope | undefined, now: number, countMisses = true): Entry | undefined {
+    if (scope !== undefined) {
+      const scoped = scope.entries.get(fullKey)
+      if (scoped !== undefined && !isExpired(scoped, now)) {
+        this.#p.stats.hit('request')
+        return scoped
+      }
+      if (countMisses) this.#p.stats.miss('request')
+    }
+    const entry = this.#trustedL1(fullKey, now)
+    if (entry !== undefined && entry.deps !== null) {
+      const valid = this.#p.versions.check(entry.deps)
+      if (valid === false) this.l1.delete(fullKey)
+      if (valid !== true) {
+        if (countMisses) this.#p.stats.miss('l1')
+        return undefined
+      }
+    }
+    if (entry === undefined) {
+      if (countMisses) this.#p.stats.miss('l1')
+      return undefined
+    }
+    this.#p.stats.hit('l1')
+    scope?.entries.set(fullKey, entry)
+    return entry
+  }
+
+  /** One key beyond the request scope: L1 entries whose deps need reading, then L2. */
+  async readFar(fullKey: string, scope: RequestScope | undefined, now: number): Promise<Entry | undefined> {
+    const read = this.#startL2Read(scope, now)
+    try {
+      const remote = this.l2 ? await this.l2.get(fullKey) : undefined
+      const judged = this.#judge(read, fullKey, remote)
+      return judged instanceof Promise ? await judged : judged
+    } finally {
+      this.#l2ReadDone()
+    }
+  }
+
+  /** Several keys through every tier, those beyond L1 in one L2 round trip; entries in the order asked. */
+  async readMany(fullKeys: readonly string[], scope: RequestScope | undefined, now: number): Promise<(Entry | undefined)[]> {
+    const entries = fullKeys.map((fullKey) => this.readNear(fullKey, scope, now))
+    const far = fullKeys.filter((_, i) => entries[i] === undefined)
+    if (far.length === 0) return entries
+    const read = await this.#readFarMany(far, scope, now)
+    let j = 0
+    return entries.map((entry) => entry ?? read[j++])
+  }
+
+  async #readFarMany(fullKeys: readonly string[], scope: RequestScope | undefined, now: number): Promise<(Entry | undefined)[]> {
+    const read = this.#startL2Read(scope, now)
+    try {
+      const remote = this.l2 ? await this.l2.getMany(fullKeys) : undefined
+      // All at once, so the versions every entry needs are read in one round trip.
+      return await Promise.all(fullKeys.map((fullKey, i) => this.#judge(read, fullKey, isUnavailable(remote) ? remote : remote?.[i])))
+    } finally {
+      this.#l2ReadDone()
+    }
+  }
+
+  /** The live L1 entry under `fullKey`, deps unchecked (for operations that change it in place). */
+  peekL1(fullKey: string, now: number): Entry | undefined {
+    return this.l1.get(fullKey, now)
+  }
+
+  /** Stores an entry in every tier and tells the other processes. */
+  async store(write: EntryWrite): Promise<void> {
+    this.remember(write.key, write.entry)
+    if (!this.l2) return
+    await this.l2.set(write, this.#p.clock())
+    this.announce([write.key])
+  }
+
+  /** Stores several entries in every tier, L2 in one round trip. */
+  async storeMany(writes: readonly EntryWrite[]): Promise<void> {
+    for (const write of writes) this.remember(write.key, write.entry)
+    if (!this.l2) return
+    await this.l2.setMany(writes, this.#p.clock())
+    this.announce(writes.map((write) => write.key))
+  }
+
+  /** Puts an entry in the request scope and L1. */
+  remember(fullKey: string, entry: Entry): void {
+    tryGetRequestScope()?.entries.set(fullKey, entry)
+    this.l1.set(fullKey, entry, this.#p.clock())
+  }
+
+  /** Drops keys from the request scope and L1; the number L1 held. */
+  forget(fullKeys: readonly string[], scope: RequestScope | undefined): number {
+    let count = 0
+    for (const key of fullKeys) {
+      scope?.entries.delete(key)
+      if (this.l1.delete(key)) count += 1
+    }
+    return count
+  }
+
+  /** Removes keys from every tier and tells the other processes; the number that were there. */
+  async remove(fullKeys: readonly string[], scope: RequestScope | undefined): Promise<number> {
+    const local = this.forget(fullKeys, scope)
+    if (!this.l2) return local
+    const removed = await this.l2.delete(fullKeys)
+    this.announce(fullKeys)
+    return isUnavailable(removed) ? local : removed
+  }
+
+  /** Tells the other processes that these keys changed. */
+  announce(fullKeys: readonly string[]): void {
+    this.#p.publish({ kind: 'keys', keys: [...fullKeys] })
+  }
+
+  /** What another process said over the bus. */
+  receive(message: BusMessage): void {
+    if (message.kind === 'keys') for (const key of message.keys) this.#invalidateL1(key)
+    else if (message.kind === 'tags') this.#p.versions.drop(message.tags)
+    else this.dropL1()
+  }
+
+  /** Drops everything L1 holds, and refuses the back-fills of every L2 read under way. */
+  dropL1(): void {
+    this.l1.clear()
+    this.#keyEpochs.clear()
+    this.#clearEpoch = ++this.#epoch
+  }
+
+  /** The L1 entry, unless the bus is down and the entry is older than `busDownTrustMs` (another process may have changed it). */
+  #trustedL1(fullKey: string, now: number): Entry | undefined {
+    const slot = this.l1.getSlot(fullKey, now)
+    if (slot === undefined) return undefined
+    if (!this.#p.busHealthy() && now - slot.storedAt > this.#p.busDownTrustMs) return undefined
+    return slot.entry
+  }
+
+  #startL2Read(scope: RequestScope | undefined, now: number): L2Read {
+    this.#l2Reads += 1
+    return { scope, now, epoch: this.#epoch }
+  }
+
+  /** An L2 read that may back-fill L1 is over: with none left, no invalidation needs remembering. */
+  #l2ReadDone(): void {
+    if (--this.#l2Reads === 0) this.#keyEpochs.clear()
+  }
+
+  /**
+   * Judges what L2 answered for one key (when L2 is unavailable, what L1 holds is the best there is: its deps are still
+   * checked) and back-fills the nearer tiers with it. Answers without waiting unless versions must be read.
+   */
+  #judge(read: L2Read, fullKey: string, remote: Entry | undefined | Unavailable): Entry | undefined | Promise<Entry | undefined> {
+    const fromL2 = this.l2 !== undefined && !isUnavailable(remote)
+    const entry = isUnavailable(remote) || this.l2 === undefined ? this.l1.get(fullKey, read.now) : remote
+    if (entry === undefined || isExpired(entry, read.now)) return this.#missed()
+    const valid = entry.deps === null ? true : this.#p.versions.check(entry.deps)
+    if (valid !== undefined) return this.#settle(read, fullKey, entry, valid, fromL2)
+    return this.#p.versions.verify(entry.deps as NonNullable<Entry['deps']>).then((verified) => this.#settle(read, fullKey, entry, verified, fromL2))
+  }
+
+  #settle(read: L2Read, fullKey: string, entry: Entry, valid: boolean | Unavailable, fromL2: boolean): Entry | undefined {
+    if (valid !== true) {
+      if (valid === false) this.l1.delete(fullKey)
+      return this.#missed()
+    }
+    this.#p.stats.hit(fromL2 ? 'l2' : 'l1')
+    // The entry keeps its own expiresAt: a back-fill never extends its life.
+    if (fromL2 && this.#unchangedSince(fullKey, read.epoch)) this.l1.set(fullKey, entry, read.now)
+    read.scope?.entries.set(fullKey, entry)
+    return entry
+  }
+
+  #missed(): undefined {
+    if (this.l2) this.#p.stats.miss('l2')
+    return undefined
+  }
+
+  /** Another process changed `fullKey`: drop this process's copy, and refuse back-fills of reads that raced it. */
+  #invalidateL1(fullKey: string): void {
+    this.l1.delete(fullKey)
+    if (this.#l2Reads === 0) return
+    if (this.#keyEpochs.size >= 10_000) return this.dropL1()
+    this.#keyEpochs.set(fullKey, ++this.#epoch)
+  }
+
+  /** True when nothing invalidated `fullKey` since `epoch` was read. */
+  #unchangedSince(fullKey: string, epoch: number): boolean {
+    return this.#clearEpoch <= epoch && (this.#keyEpochs.get(fullKey) ?? 0) <= epoch
+  }
+}
