@@ -53,7 +53,7 @@ export function assembleCache(o: ResolvedCacheOptions, stats: CacheStats): Cache
     clock: o.clock,
     busDownTrustMs: o.busDownTrustMs,
     busHealthy,
-    publish: (tags) => void bus?.publish({ kind: 'tags', tags }),
+    publish: (tags) => bus?.publish({ kind: 'tags', tags }) ?? Promise.resolve(),
   })
   stack = new TierStack({
     l1: new MemoryTier(o.l1),
@@ -63,7 +63,7 @@ export function assembleCache(o: ResolvedCacheOptions, stats: CacheStats): Cache
     clock: o.clock,
     busDownTrustMs: o.busDownTrustMs,
     busHealthy,
-    publish: (message) => void bus?.publish(message),
+    publish: (message) => bus?.publish(message) ?? Promise.resolve(),
   })
   const computations = new Computations({
     stack,
@@ -100,5 +100,6 @@ function connectRedis(o: ResolvedCacheOptions, redis: string | RedisClient, stat
     stats.corrupt += 1
     o.logger.error(`fragcache: the value under "${key}" in Redis was not written by fragcache; treated as a miss`)
   })
-  return { connection, l2, bus: new InvalidationBus(client, `fragcache:${o.prefix}`) }
+  const bus = new InvalidationBus(client, `fragcache:${o.prefix}`, (channel, text) => connection.run('publish', (c) => c.publish(channel, text)))
+  return { connection, l2, bus }
 }

@@ -32,7 +32,9 @@ export interface BusHandlers {
 export class InvalidationBus {
   readonly #id = randomUUID()
   readonly #channel: string
-  readonly #publisher: RedisClient
+  readonly #send: (channel: string, text: string) => Promise<unknown>
+  /** Publishes sent and not yet answered, for {@link settled}. */
+  readonly #pending = new Set<Promise<void>>()
   readonly #subscriber: RedisClient
   #handlers: BusHandlers = { message: () => {}, connected: () => {} }
   #healthy = false
@@ -41,9 +43,13 @@ export class InvalidationBus {
   #retry: NodeJS.Timeout | undefined
   #closed = false
 
-  constructor(client: RedisClient, channel: string) {
+  /**
+   * `client` is duplicated for the subscription; `send` publishes (through the cache's connection, so it is bounded by
+   * its timeout and breaker).
+   */
+  constructor(client: RedisClient, channel: string, send: (channel: string, text: string) => Promise<unknown>) {
     this.#channel = channel
-    this.#publisher = client
+    this.#send = send
     this.#subscriber = (client.duplicate as () => RedisClient).call(client)
     // The bus subscribes again itself on every 'ready', with a handler. ioredis's own resubscription has none: a
     // connection lost while it is under way would surface as an unhandled rejection and could end the process.
@@ -82,15 +88,24 @@ export class InvalidationBus {
     return this.#healthy
   }
 
-  /** Sends a message to every other process; never throws (a lost message is covered by bounded trust). */
-  async publish(message: BusMessage): Promise<void> {
+  /**
+   * Sends a message to every other process; resolves once Redis answered (or could not), never throws: a lost message
+   * is covered by bounded trust (Redis is down, and so is every other process's bus).
+   */
+  publish(message: BusMessage): Promise<void> {
     const payload = message.kind === 'clear' ? '' : JSON.stringify(message.kind === 'keys' ? message.keys : message.tags)
-    const text = `${this.#id}|${message.kind}|${payload}`
-    try {
-      await this.#publisher.publish(this.#channel, text)
-    } catch {
-      // Redis is down: the other processes' bus is down too, and they stop trusting their L1 on their own.
-    }
+    const sent = this.#send(this.#channel, `${this.#id}|${message.kind}|${payload}`).then(
+      () => {},
+      () => {},
+    )
+    const tracked = sent.finally(() => this.#pending.delete(tracked))
+    this.#pending.add(tracked)
+    return tracked
+  }
+
+  /** Resolves once every publish sent so far has been answered (or has failed). */
+  async settled(): Promise<void> {
+    while (this.#pending.size > 0) await Promise.all([...this.#pending])
   }
 
   /** Unsubscribes and closes the bus's own connection. */

@@ -23,8 +23,8 @@ export interface TierStackParts {
   readonly busDownTrustMs: number
   /** Whether other processes' invalidations are reaching this one now. */
   readonly busHealthy: () => boolean
-  /** Tells the other processes (never throws). */
-  readonly publish: (message: BusMessage) => void
+  /** Tells the other processes; resolves once Redis answered (never rejects). */
+  readonly publish: (message: BusMessage) => Promise<void>
 }
 
 /** When an L2 read started: what judging and back-filling its entry needs. */
@@ -130,20 +130,21 @@ export class TierStack {
     return this.l1.get(fullKey, now)
   }
 
-  /** Stores an entry in every tier and tells the other processes. */
+  /**
+   * Stores an entry in every tier and tells the other processes (without waiting for that: `flush()` does). A write that
+   * reached only L1 tells nobody: the other processes could not read it anyway.
+   */
   async store(write: EntryWrite): Promise<void> {
     this.remember(write.key, write.entry)
     if (!this.l2) return
-    await this.l2.set(write, this.#p.clock())
-    this.announce([write.key])
+    if (!isUnavailable(await this.l2.set(write, this.#p.clock()))) void this.announce([write.key])
   }
 
   /** Stores several entries in every tier, L2 in one round trip. */
   async storeMany(writes: readonly EntryWrite[]): Promise<void> {
     for (const write of writes) this.remember(write.key, write.entry)
     if (!this.l2) return
-    await this.l2.setMany(writes, this.#p.clock())
-    this.announce(writes.map((write) => write.key))
+    if (!isUnavailable(await this.l2.setMany(writes, this.#p.clock()))) void this.announce(writes.map((write) => write.key))
   }
 
   /** Puts an entry in the request scope and L1. */
@@ -162,18 +163,19 @@ export class TierStack {
     return count
   }
 
-  /** Removes keys from every tier and tells the other processes; the number that were there. */
+  /** Removes keys from every tier and tells the other processes (resolving once they are told); the number that were there. */
   async remove(fullKeys: readonly string[], scope: RequestScope | undefined): Promise<number> {
     const local = this.forget(fullKeys, scope)
     if (!this.l2) return local
     const removed = await this.l2.delete(fullKeys)
-    this.announce(fullKeys)
+    // Dropping a copy is always safe: even when Redis did not answer, the delete may have happened.
+    await this.announce(fullKeys)
     return isUnavailable(removed) ? local : removed
   }
 
-  /** Tells the other processes that these keys changed. */
-  announce(fullKeys: readonly string[]): void {
-    this.#p.publish({ kind: 'keys', keys: [...fullKeys] })
+  /** Tells the other processes that these keys changed; resolves once Redis answered. */
+  announce(fullKeys: readonly string[]): Promise<void> {
+    return this.#p.publish({ kind: 'keys', keys: [...fullKeys] })
   }
 
   /** What another process said over the bus. */

@@ -166,7 +166,7 @@ export class TieredCache {
       const added = atomic(await this.#l2.add({ key: fullKey, entry, payload }, now), 'add', key)
       if (!added) return false
       this.#stack.remember(fullKey, entry)
-      this.#stack.announce([fullKey])
+      await this.#stack.announce([fullKey])
       return true
     }
     if (this.#stack.peekL1(fullKey, now) !== undefined) return false
@@ -291,7 +291,7 @@ export class TieredCache {
       if (reply === 'missing') throw new KeyNotFoundError(key)
       if (reply === 'nan') throw new NotAnIntegerError(key)
       this.#stack.forget([fullKey], tryGetRequestScope())
-      this.#stack.announce([fullKey])
+      await this.#stack.announce([fullKey])
       return reply
     }
     const entry = this.#stack.peekL1(fullKey, this.#clock())
@@ -332,7 +332,7 @@ export class TieredCache {
     const touched = await this.#l2.touch(fullKey, expiresAt, now)
     if (isUnavailable(touched)) return local !== undefined
     if (!touched) this.#stack.forget([fullKey], tryGetRequestScope())
-    this.#stack.announce([fullKey])
+    await this.#stack.announce([fullKey])
     return touched
   }
 
@@ -373,7 +373,7 @@ export class TieredCache {
     this.versions.dropAll()
     if (!this.#l2) return true
     const cleared = await this.#l2.deleteByPrefix(this.keys.base.slice(0, this.keys.base.indexOf(':') + 1))
-    void this.#bus?.publish({ kind: 'clear' })
+    await this.#bus?.publish({ kind: 'clear' })
     return cleared === true
   }
 
@@ -392,25 +392,28 @@ export class TieredCache {
   }
 
   /**
-   * Resolves once the work this cache started in the background has finished: refreshes of hot entries computing
-   * ahead of their expiry (stored or failed).
+   * Resolves once everything this cache started has been sent and answered: refreshes computing in the background
+   * (stored or failed), writes, and the invalidations published for them. Each is bounded by `redisTimeoutMs`.
    * @example
    * ```ts
-   * await cache.flush() // in a test, before looking at what a background refresh stored
+   * await cache.flush() // a job, before it reports that the change is visible everywhere
    * ```
    */
   async flush(): Promise<void> {
     await this.#computations.settled()
+    await this.#bus?.settled()
   }
 
   /**
-   * Closes the connections this cache opened (never a Redis client that was passed in).
+   * Flushes (see {@link flush}), then closes the connections this cache opened (never a Redis client that was passed
+   * in). A job that bumps, deletes or invalidates and then closes loses nothing it said.
    * @example
    * ```ts
    * process.on('SIGTERM', () => cache.close())
    * ```
    */
   async close(): Promise<void> {
+    await this.flush()
     await this.#bus?.close()
     await this.#connection?.close()
   }

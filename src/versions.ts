@@ -49,8 +49,8 @@ export interface DataVersionsOptions {
   busDownTrustMs: number
   /** Whether the bus is delivering other processes' bumps right now. */
   busHealthy: () => boolean
-  /** Tells the other processes which tags were bumped. */
-  publish: (tags: string[]) => void
+  /** Tells the other processes which tags were bumped; resolves once Redis answered. */
+  publish: (tags: string[]) => Promise<void>
 }
 
 interface Known {
@@ -136,7 +136,7 @@ export class DataVersions {
     })
     // Entries this request already read may depend on what just changed.
     scope?.entries.clear()
-    if (redis) this.#options.publish(unique)
+    if (redis) await this.#options.publish(unique)
     return Object.fromEntries(unique.map((tag, i) => [tag, versions[i] as number]))
   }
 
