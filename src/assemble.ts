@@ -84,14 +84,20 @@ function connectRedis(o: ResolvedCacheOptions, redis: string | RedisClient, stat
   const connection = new RedisConnection(client, {
     owned: typeof redis === 'string',
     timeoutMs: o.redisTimeoutMs,
+    connectTimeoutMs: o.connectTimeoutMs,
     breaker: o.redisBreaker,
     perf: o.perf,
     events: {
-      failed: (operation, error, outageStarted) => {
+      failed: (operation, error, outageStarted, timedOut) => {
         stats.redisErrors += 1
+        if (timedOut) stats.timeouts += 1
         if (!outageStarted) return
         stats.outages += 1
         o.logger.warn(`fragcache: Redis is unavailable (${operation}: ${describe(error)}); serving from memory until it is back`)
+      },
+      replyError: (operation, error) => {
+        stats.replyErrors += 1
+        o.logger.error(`fragcache: Redis refused ${operation}: ${describe(error)} (a bug or a misconfiguration, not an outage)`)
       },
       recovered: () => {},
     },

@@ -25,8 +25,16 @@ export interface CacheOptions {
   l1?: MemoryTierOptions
   /** A Redis URL, or an ioredis `Redis`/`Cluster` you own (fragcache never closes it). Omitted: memory only. */
   redis?: string | RedisClient | undefined
-  /** A slower Redis answer is a miss (default 50 ms). */
+  /**
+   * A slower Redis answer is a miss (default 50 ms). Measured on Redis, not on a busy event loop: time the process
+   * spent blocked (a long synchronous render) is not counted against a call.
+   */
   redisTimeoutMs?: number
+  /**
+   * Until Redis has accepted the first connection, calls wait for it this long instead of failing as an outage (so a
+   * script's first `versions.bump` or a site's first request works without `ready()`). Default 1000 ms.
+   */
+  connectTimeoutMs?: number
   /** When to stop calling a failing Redis, and how long to wait before trying again. */
   redisBreaker?: BreakerOptions
   /** While the invalidation bus is down, L1 entries and versions are trusted this long (ms, default 1000). */
@@ -57,6 +65,7 @@ export interface ResolvedCacheOptions {
   l1: MemoryTierOptions
   redis: string | RedisClient | undefined
   redisTimeoutMs: number
+  connectTimeoutMs: number
   redisBreaker: BreakerOptions
   busDownTrustMs: number
   earlyRefresh: number
@@ -73,6 +82,7 @@ const KNOWN = [
   'l1',
   'redis',
   'redisTimeoutMs',
+  'connectTimeoutMs',
   'redisBreaker',
   'busDownTrustMs',
   'earlyRefresh',
@@ -113,6 +123,7 @@ export function checkCacheOptions(options: CacheOptions): ResolvedCacheOptions {
     l1,
     redis,
     redisTimeoutMs: positive(options.redisTimeoutMs ?? 50, 'redisTimeoutMs'),
+    connectTimeoutMs: nonNegative(options.connectTimeoutMs ?? 1000, 'connectTimeoutMs'),
     redisBreaker: {
       threshold: positive(options.redisBreaker?.threshold ?? 3, 'redisBreaker.threshold', true),
       cooldownMs: positive(options.redisBreaker?.cooldownMs ?? 1000, 'redisBreaker.cooldownMs'),

@@ -16,7 +16,12 @@ export interface CacheStatsSnapshot {
   l2: TierCounts & {
     /** Whether this cache has a Redis tier at all. */
     configured: boolean
+    /** Calls that failed: timeouts and connection failures (reply errors are counted apart). */
     errors: number
+    /** Calls with no answer within `redisTimeoutMs` (time the process was blocked not counted). */
+    timeouts: number
+    /** Errors Redis answered with (CROSSSLOT, WRONGTYPE, …): bugs or misconfiguration, never outages. */
+    replyErrors: number
     outages: number
     corrupt: number
     down: boolean
@@ -44,6 +49,8 @@ export class CacheStats {
   computeErrors = 0
   earlyRefreshes = 0
   redisErrors = 0
+  timeouts = 0
+  replyErrors = 0
   outages = 0
   corrupt = 0
 
@@ -66,6 +73,8 @@ export class CacheStats {
         hits: this.#hits.l2,
         misses: this.#misses.l2,
         errors: this.redisErrors,
+        timeouts: this.timeouts,
+        replyErrors: this.replyErrors,
         outages: this.outages,
         corrupt: this.corrupt,
         ...l2,

@@ -8,16 +8,21 @@ import { createRequire } from 'node:module'
 import type { Cluster, Redis } from 'ioredis'
 import { InvalidArgumentError, NotReadyError, describe } from '../errors.ts'
 import { type BreakerOptions, CircuitBreaker } from './breaker.ts'
+import { Deadlines, type PendingCall } from './deadlines.ts'
 
 /** A Redis connection fragcache can use: an ioredis `Redis` or `Cluster`. */
 export type RedisClient = Redis | Cluster
 
 /**
  * A Redis call that did not happen or did not answer in time: a miss to readers, never an exception. `error` says
- * why, for the callers that must report it (`AtomicityError.cause`).
+ * why, for the callers that must report it (`AtomicityError.cause`); `maybeApplied` is true when the command was sent
+ * and no answer came (a timeout, a connection lost while waiting): Redis may have carried it out.
  */
 export class Unavailable {
-  constructor(readonly error: unknown) {}
+  constructor(
+    readonly error: unknown,
+    readonly maybeApplied = false,
+  ) {}
 }
 
 /** True when a call's result is {@link Unavailable}. */
@@ -27,18 +32,28 @@ export function isUnavailable(value: unknown): value is Unavailable {
 
 /** Where the connection reports what happened to it. */
 export interface RedisEvents {
-  /** A call failed or timed out. `outageStarted` is true for the failure that opened the circuit. */
-  failed(operation: string, error: unknown, outageStarted: boolean): void
+  /**
+   * A call failed (the connection is down or broke) or timed out (`timedOut`). `outageStarted` is true for the failure
+   * that opened the circuit.
+   */
+  failed(operation: string, error: unknown, outageStarted: boolean, timedOut: boolean): void
+  /**
+   * Redis answered with an error (CROSSSLOT, WRONGTYPE, a script error): a bug or a misconfiguration, never an outage,
+   * so the breaker does not see it.
+   */
+  replyError(operation: string, error: unknown): void
   /** A call succeeded after an outage. */
   recovered(): void
 }
 
 /** Options of {@link RedisConnection}. */
 export interface RedisConnectionOptions {
-  /** A reply slower than this is a failure. */
+  /** A reply slower than this is a failure (time the process spent blocked is not counted). */
   timeoutMs: number
+  /** Until the client has connected once, calls wait for it this long instead of failing at once. */
+  connectTimeoutMs: number
   breaker?: BreakerOptions
-  /** Milliseconds for the breaker's cooldown (a monotonic clock). */
+  /** A monotonic clock in milliseconds, for deadlines and the breaker's cooldown. */
   perf: { now(): number }
   events: RedisEvents
 }
@@ -46,7 +61,9 @@ export interface RedisConnectionOptions {
 /** The bound on one batch of a bulk call (`clear`). */
 export const BULK_TIMEOUT_MS = 5000
 
-const DOWN_STATUSES = new Set(['end', 'close', 'reconnecting', 'connecting'])
+const DOWN_STATUSES = new Set(['end', 'close', 'reconnecting', 'connecting', 'wait'])
+/** Statuses in which a client that never connected is still on its way to its first connection. */
+const STARTING_STATUSES = new Set(['connecting', 'reconnecting', 'wait'])
 
 /**
  * A Lua script run by SHA, loaded on first use.
@@ -97,17 +114,22 @@ export class RedisConnection {
   readonly client: RedisClient
   readonly isCluster: boolean
   readonly #owned: boolean
-  readonly #timeoutMs: number
   readonly #breaker: CircuitBreaker
   readonly #events: RedisEvents
+  readonly #deadlines: Deadlines
+  readonly #bulkDeadlines: Deadlines
+  /** Settles when the client first connects, or when waiting for that is over (`connectTimeoutMs`). */
+  #starting: Promise<void> | undefined
 
   constructor(client: RedisClient, options: RedisConnectionOptions & { owned: boolean }) {
     this.client = client
     this.#owned = options.owned
-    this.#timeoutMs = options.timeoutMs
     this.#breaker = new CircuitBreaker({ ...options.breaker, perf: options.perf })
     this.#events = options.events
+    this.#deadlines = new Deadlines(options.timeoutMs, options.perf)
+    this.#bulkDeadlines = new Deadlines(BULK_TIMEOUT_MS, options.perf)
     this.isCluster = 'nodes' in client && typeof client.nodes === 'function'
+    if (client.status !== 'ready') this.#starting = firstConnection(client, options.connectTimeoutMs).then(() => (this.#starting = undefined))
   }
 
   /** True while the circuit is open (Redis is treated as down). */
@@ -116,48 +138,55 @@ export class RedisConnection {
   }
 
   /**
-   * Runs one Redis call under the timeout and the breaker.
-   * Resolves to {@link Unavailable} when it was refused, failed or timed out; server-side script errors are rethrown.
+   * Runs one Redis call under the timeout and the breaker. Resolves to its reply, or to {@link Unavailable} when it was
+   * refused, failed, timed out or was answered with an error; never rejects. Before the client has connected for the
+   * first time, the call waits for that (up to `connectTimeoutMs`) instead of failing.
    */
-  run<T>(operation: string, call: (client: RedisClient) => Promise<T>, timeoutMs = this.#timeoutMs): Promise<T | Unavailable> {
+  run<T>(operation: string, call: (client: RedisClient) => Promise<T>, bulk = false): Promise<T | Unavailable> {
+    if (this.#starting !== undefined) return this.#starting.then(() => this.run(operation, call, bulk))
     if (!this.#breaker.allow()) return Promise.resolve(new Unavailable(new Error('Redis is unavailable (the circuit is open)')))
     if (DOWN_STATUSES.has(this.client.status)) {
       // Not connected: fail at once rather than queue or wait (the client reconnects on its own).
       const error = new Error(`the connection is ${this.client.status}`)
-      this.#events.failed(operation, error, this.#breaker.failure())
+      this.#events.failed(operation, error, this.#breaker.failure(), false)
       return Promise.resolve(new Unavailable(error))
     }
-    // One promise and one timer per call, no Promise.race: this is on the path of every L2 read.
     return new Promise((resolve) => {
-      let settled = false
-      const fail = (error: unknown): void => {
-        if (settled) return
-        settled = true
-        this.#events.failed(operation, error, this.#breaker.failure())
-        resolve(new Unavailable(error))
+      const pending: PendingCall = {
+        issuedAt: 0,
+        deadline: 0,
+        settled: false,
+        timedOut: () => {
+          const error = new Error(`no answer within ${(bulk ? this.#bulkDeadlines : this.#deadlines).timeoutMs} ms`)
+          this.#events.failed(operation, error, this.#breaker.failure(), true)
+          resolve(new Unavailable(error, true))
+        },
       }
-      const timer = setTimeout(() => fail(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)
-      let pending: Promise<T>
-      try {
-        pending = call(this.client)
-      } catch (error) {
-        clearTimeout(timer)
-        fail(error)
-        return
+      const answered = (value: T): void => {
+        if (pending.settled) return
+        pending.settled = true
+        if (this.#breaker.success()) this.#events.recovered()
+        resolve(value)
       }
-      pending.then(
-        (value) => {
-          clearTimeout(timer)
-          if (settled) return
-          settled = true
+      const failed = (error: unknown): void => {
+        if (pending.settled) return
+        pending.settled = true
+        if (isReplyError(error)) {
+          // Redis is up and said no: not an outage.
           if (this.#breaker.success()) this.#events.recovered()
-          resolve(value)
-        },
-        (error: unknown) => {
-          clearTimeout(timer)
-          fail(error)
-        },
-      )
+          this.#events.replyError(operation, error)
+          resolve(new Unavailable(error))
+          return
+        }
+        this.#events.failed(operation, error, this.#breaker.failure(), false)
+        resolve(new Unavailable(error, true))
+      }
+      ;(bulk ? this.#bulkDeadlines : this.#deadlines).add(pending)
+      try {
+        call(this.client).then(answered, failed)
+      } catch (error) {
+        failed(error)
+      }
     })
   }
 
@@ -200,6 +229,29 @@ export class RedisConnection {
       this.client.disconnect()
     }
   }
+}
+
+/** True for an error Redis answered with (ioredis's `ReplyError`), as opposed to a connection failure. */
+function isReplyError(error: unknown): boolean {
+  return error instanceof Error && error.name === 'ReplyError'
+}
+
+/** Resolves when `client` first becomes ready, or after `timeoutMs`, whichever comes first; never rejects. */
+function firstConnection(client: RedisClient, timeoutMs: number): Promise<void> {
+  if (client.status === 'wait') client.connect().catch(() => {}) // a lazy client the caller passed in
+  if (!STARTING_STATUSES.has(client.status)) return Promise.resolve()
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer)
+      client.off('ready', done)
+      client.off('end', done)
+      resolve()
+    }
+    const timer = setTimeout(done, timeoutMs)
+    timer.unref()
+    client.once('ready', done)
+    client.once('end', done)
+  })
 }
 
 /** ioredis is an optional peer: loaded only when a Redis URL is given, so memory-only users need not install it. */

@@ -113,12 +113,12 @@ export class RedisTier {
     for (const node of nodes) {
       let cursor = '0'
       do {
-        const page = await this.connection.run('clear', () => node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000), BULK_TIMEOUT_MS)
+        const page = await this.connection.run('clear', () => node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000), true)
         if (isUnavailable(page)) return page
         cursor = page[0]
         const keys = page[1]
         if (keys.length === 0) continue
-        const deleted = await this.connection.run('clear', () => node.unlink(...keys), BULK_TIMEOUT_MS)
+        const deleted = await this.connection.run('clear', () => node.unlink(...keys), true)
         if (isUnavailable(deleted)) return deleted
       } while (cursor !== '0')
     }
