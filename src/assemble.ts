@@ -7,6 +7,7 @@ import { InvalidationBus } from './bus.ts'
 import { Computations } from './compute.ts'
 import { describe } from './errors.ts'
 import { KeyBuilder } from './keys.ts'
+import { KeyLocks } from './lock.ts'
 import type { ResolvedCacheOptions } from './options.ts'
 import type { CacheStats } from './stats.ts'
 import { TierStack } from './tier-stack.ts'
@@ -22,6 +23,7 @@ export interface CacheParts {
   readonly stack: TierStack
   readonly computations: Computations
   readonly connection: RedisConnection | undefined
+  readonly locks: KeyLocks | undefined
   readonly bus: InvalidationBus | undefined
 }
 
@@ -47,12 +49,14 @@ export function assembleCache(o: ResolvedCacheOptions, stats: CacheStats): Cache
     },
   })
     const busHealthy = (): boolean => bus?.healthy ?? true
+  const redisDown = (): boolean => connection?.isDown ?? false
   versions = new DataVersions({
     keys,
     redis: connection,
     clock: o.clock,
     busDownTrustMs: o.busDownTrustMs,
     busHealthy,
+    redisDown,
     publish: (tags) => bus?.publish({ kind: 'tags', tags }) ?? Promise.resolve(),
   })
   stack = new TierStack({
@@ -63,11 +67,14 @@ export function assembleCache(o: ResolvedCacheOptions, stats: CacheStats): Cache
     clock: o.clock,
     busDownTrustMs: o.busDownTrustMs,
     busHealthy,
+    redisDown,
     publish: (message) => bus?.publish(message) ?? Promise.resolve(),
   })
+  const locks = connection === undefined ? undefined : new KeyLocks(connection, keys)
   const computations = new Computations({
     stack,
     versions,
+    locks,
     stats,
     clock: o.clock,
     perf: o.perf,
@@ -75,7 +82,7 @@ export function assembleCache(o: ResolvedCacheOptions, stats: CacheStats): Cache
     earlyRefresh: o.earlyRefresh,
     logger: o.logger,
   })
-  return { keys, versions, stack, computations, connection, bus }
+  return { keys, versions, stack, computations, connection, locks, bus }
 }
 
 /** The Redis side: the connection (owned when fragcache opened it), L2 and the bus, reporting to `stats` and the logger. */

@@ -1,63 +1,23 @@
 /**
- * Computing on a miss: `getOrSet`'s flow through the tiers, one compute per key at a time in this process
- * (single-flight), the version snapshot taken before computing, the dependencies the compute records, and the
- * probabilistic early refresh of hot entries near expiry.
+ * Computing on a miss: `getOrSet`'s flow through the tiers; one compute per key at a time in this process
+ * (single-flight) and across processes (the lock, whose waiters are woken when the value lands); grace (a stale value
+ * served when its recompute fails or is slower than the soft timeout); the version snapshot taken before computing and
+ * the dependencies the compute records; and the probabilistic early refresh of hot entries near expiry.
  */
 import { recordDeps, runRecording } from './dependency-recorder.ts'
-import { type Deps, type Entry, makeEntry } from './entry.ts'
+import { type Deps, type Entry, isExpired, isGone, makeEntry } from './entry.ts'
 import { InvalidArgumentError, describe } from './errors.ts'
+import type { HeldLock, KeyLocks } from './lock.ts'
 import type { Logger } from './options.ts'
 import type { RequestScope } from './request-scope.ts'
 import type { CacheStats } from './stats.ts'
 import type { TierStack } from './tier-stack.ts'
 import { isUnavailable } from './tiers/redis-client.ts'
-import { type Ttl, checkTtl, expiryFor } from './ttl.ts'
-import { type DataVersions, checkTags } from './versions.ts'
+import { type Ttl, expiryFor } from './ttl.ts'
+import type { ComputePlan } from './compute-plan.ts'
+import type { DataVersions } from './versions.ts'
 
-/** Options of {@link TieredCache.getOrSet}. */
-export interface GetOrSetOptions {
-  /** Seconds; null for no expiry; 0 or less computes without storing. Default: the cache's `ttl`. */
-  ttl?: Ttl
-  /** Recompute even if a value is cached, and write the fresh value through every tier. */
-  force?: boolean
-  /** Data-version tags the value depends on: bumping any of them invalidates it. */
-  deps?: readonly string[]
-  /**
-   * Whether a computed value is stored (default: always). A value it refuses is returned as computed, unchecked
-   * and unfrozen, and nothing is stored (for callers such as the page cache, whose render may turn out private).
-   */
-  store?: (value: unknown) => boolean
-  /** Set false for a compute that must never run in the background (the default follows the cache's option). */
-  earlyRefresh?: boolean
-}
-
-/** A `getOrSet` call's options, checked. */
-export interface ComputePlan {
-  readonly ttl: Ttl
-  /** Declared data-version tags. */
-  readonly tags: readonly string[]
-  /** Whether a computed value is stored (undefined: always). */
-  readonly store: ((value: unknown) => boolean) | undefined
-  /** False: never recompute in the background. */
-  readonly earlyRefresh: boolean
-}
-
-/**
- * Checks a `getOrSet` call's options once, naming what was wrong.
- * @throws InvalidArgumentError for a bad TTL or tag.
- * @example
- * ```ts
- * checkPlan({ ttl: 60, deps: ['article:1'] }, 300) // { ttl: 60, tags: ['article:1'], store: undefined, earlyRefresh: true }
- * ```
- */
-export function checkPlan(options: GetOrSetOptions, defaultTtl: Ttl): ComputePlan {
-  const tags = options.deps ?? []
-  if (tags.length > 0) checkTags(tags, 'getOrSet deps')
-  const ttl = options.ttl === undefined ? defaultTtl : checkTtl(options.ttl, 'getOrSet')
-  return { ttl, tags, store: options.store, earlyRefresh: options.earlyRefresh !== false }
-}
-
-/** What a compute produced, with the deps it recorded. */
+/** What a compute produced (or what another process stored meanwhile), with the deps it recorded. */
 interface Computed {
   readonly value: unknown
   readonly deps: Deps | null
@@ -67,9 +27,11 @@ interface Computed {
 export interface ComputationsParts {
   readonly stack: TierStack
   readonly versions: DataVersions
+  /** Undefined without Redis. */
+  readonly locks: KeyLocks | undefined
   readonly stats: CacheStats
   readonly clock: () => number
-  /** A monotonic clock for compute durations. */
+  /** A monotonic clock for compute durations and waits. */
   readonly perf: { now(): number }
   /** Uniform random numbers in (0, 1], for early refresh. */
   readonly random: () => number
@@ -78,18 +40,24 @@ export interface ComputationsParts {
   readonly logger: Logger
 }
 
+/** Why a compute runs: nothing fresh was found (`miss`, `stale`), XFetch chose it (`early`), or the caller forced it. */
+type Why = 'miss' | 'stale' | 'early' | 'force'
+
+/** The outcome of a compute awaited up to a soft timeout. */
+type Soft = { readonly done: Computed } | { readonly failed: unknown } | { readonly slow: true }
+
 /**
  * The computations of one cache.
  * @example
  * ```ts
- * const computations = new Computations({ stack, versions, stats, clock, perf: performance, random: Math.random, earlyRefresh: 1, logger })
+ * const computations = new Computations({ stack, versions, locks, stats, clock, perf: performance, random: Math.random, earlyRefresh: 1, logger })
  * await computations.getOrSet(key, () => render(), plan, scope, false)
  * ```
  */
 export class Computations {
   readonly #p: ComputationsParts
   readonly #inflight = new Map<string, Promise<Computed>>()
-  /** Early refreshes under way, for {@link settled}. */
+  /** Work started in the background (early refreshes, computes outliving a soft timeout, lock releases), for {@link settled}. */
   readonly #background = new Set<Promise<unknown>>()
 
   constructor(parts: ComputationsParts) {
@@ -101,75 +69,196 @@ export class Computations {
    * frame (the hot path of every fragment tag). With `force`, computes and writes through whatever is cached.
    */
   getOrSet(fullKey: string, compute: () => unknown, plan: ComputePlan, scope: RequestScope | undefined, force: boolean): Promise<unknown> {
-    if (force) return this.#computeShared(fullKey, compute, plan, true)
+    if (force) return this.#computeShared(fullKey, compute, plan, undefined, 'force')
     const now = this.#p.clock()
     const near = this.#p.stack.readNear(fullKey, scope, now)
     if (near !== undefined) return Promise.resolve(this.#serve(near, fullKey, compute, plan, now))
     return this.#getOrSetFar(fullKey, compute, plan, scope, now)
   }
 
-  /** Resolves once every background refresh started so far has finished (stored or failed). */
+  /** Resolves once the work started in the background so far has finished. */
   async settled(): Promise<void> {
     while (this.#background.size > 0) await Promise.allSettled([...this.#background])
-  }
-
-  /** True while a compute of `fullKey` is running in this process. */
-  isComputing(fullKey: string): boolean {
-    return this.#inflight.has(fullKey)
   }
 
   async #getOrSetFar(fullKey: string, compute: () => unknown, plan: ComputePlan, scope: RequestScope | undefined, now: number): Promise<unknown> {
     if (plan.tags.length > 0) this.#p.versions.prefetch(plan.tags)
     const entry = await this.#p.stack.readFar(fullKey, scope, now)
-    if (entry !== undefined) return this.#serve(entry, fullKey, compute, plan, now)
-    return this.#computeShared(fullKey, compute, plan, false)
+    if (entry === undefined) return this.#computeShared(fullKey, compute, plan, undefined, 'miss')
+    if (!isExpired(entry, now)) return this.#serve(entry, fullKey, compute, plan, now)
+    return this.#refreshStale(fullKey, compute, plan, entry)
   }
 
   /** A hit: records its deps into any compute around it, and maybe starts an early refresh. */
   #serve(entry: Entry, fullKey: string, compute: () => unknown, plan: ComputePlan, now: number): unknown {
     recordDeps(entry.deps)
-    if (plan.earlyRefresh && this.#shouldRefreshEarly(entry, now)) this.#refreshInBackground(fullKey, compute, plan)
+    if (plan.earlyRefresh && this.#shouldRefreshEarly(entry, now)) this.#refreshInBackground(fullKey, compute, plan, entry)
     return entry.value
   }
 
   /** A miss: one compute per key at a time, whose deps every caller records. */
-  async #computeShared(fullKey: string, compute: () => unknown, plan: ComputePlan, force: boolean): Promise<unknown> {
-    const computed = await this.#computeOnce(fullKey, compute, plan, force)
+  async #computeShared(fullKey: string, compute: () => unknown, plan: ComputePlan, stale: Entry | undefined, why: Why): Promise<unknown> {
+    const computed = await this.#computeOnce(fullKey, compute, plan, stale, why)
     recordDeps(computed.deps)
     return computed.value
   }
 
-  #computeOnce(fullKey: string, compute: () => unknown, plan: ComputePlan, force: boolean): Promise<Computed> {
+  /**
+   * An entry past its expiry, within its grace: one caller recomputes it, every other one is served the stale value at
+   * once; the recomputing caller gets the fresh value, or the stale one when the recompute fails or outlives
+   * `softTimeoutMs` (then it is stored when it finishes). A stale value whose deps were bumped meanwhile is never served.
+   */
+  async #refreshStale(fullKey: string, compute: () => unknown, plan: ComputePlan, stale: Entry): Promise<unknown> {
+    if (this.#inflight.has(fullKey)) return this.#serveStale(stale, undefined)
+    const task = this.#computeOnce(fullKey, compute, plan, stale, 'stale')
+    const outcome = await this.#awaitSoftly(task, plan.softTimeoutMs)
+    if ('done' in outcome) {
+      recordDeps(outcome.done.deps)
+      return outcome.done.value
+    }
+    if ('slow' in outcome) {
+      this.#inBackground(task, `the recompute of "${fullKey}" after its soft timeout`)
+      if (this.#stillServable(stale)) return this.#serveStale(stale, undefined)
+      return this.#computeShared(fullKey, compute, plan, undefined, 'miss')
+    }
+    if (!this.#stillServable(stale)) throw outcome.failed
+    return this.#serveStale(stale, outcome.failed)
+  }
+
+  #serveStale(stale: Entry, error: unknown): unknown {
+    this.#p.stats.staleServes += 1
+    if (error !== undefined) {
+      this.#p.stats.staleOnError += 1
+      this.#p.logger.error(`fragcache: a recompute failed; serving the stale value within its grace: ${describe(error)}`)
+    }
+    recordDeps(stale.deps)
+    return stale.value
+  }
+
+  /** Still within its grace, and no dep bumped since it was read. */
+  #stillServable(stale: Entry): boolean {
+    return !isGone(stale, this.#p.clock()) && (stale.deps === null || this.#p.versions.check(stale.deps) === true)
+  }
+
+  #awaitSoftly(task: Promise<Computed>, softTimeoutMs: number | undefined): Promise<Soft> {
+    const settled = task.then(
+      (done): Soft => ({ done }),
+      (failed: unknown): Soft => ({ failed }),
+    )
+    if (softTimeoutMs === undefined) return settled
+    let timer: NodeJS.Timeout | undefined
+    const slow = new Promise<Soft>((resolve) => (timer = setTimeout(() => resolve({ slow: true }), softTimeoutMs)))
+    return Promise.race([settled, slow]).finally(() => clearTimeout(timer))
+  }
+
+  #computeOnce(fullKey: string, compute: () => unknown, plan: ComputePlan, stale: Entry | undefined, why: Why): Promise<Computed> {
     const running = this.#inflight.get(fullKey)
-    if (running !== undefined && !force) return running
-    const promise = this.#computeAndStore(fullKey, compute, plan).finally(() => {
+    if (running !== undefined && why !== 'force') return running
+    const promise = this.#lockAndCompute(fullKey, compute, plan, stale, why).finally(() => {
       if (this.#inflight.get(fullKey) === promise) this.#inflight.delete(fullKey)
     })
     this.#inflight.set(fullKey, promise)
     return promise
   }
 
-  async #computeAndStore(fullKey: string, compute: () => unknown, { ttl, tags, store }: ComputePlan): Promise<Computed> {
-    this.#p.stats.computes += 1
+  /**
+   * One compute across processes: takes the key's lock (when Redis and the plan allow it), or waits for the process that
+   * holds it and reads what it stored, or (with a stale value in hand) serves that at once. A lock that cannot be taken
+   * because Redis is unavailable never blocks: the compute goes ahead.
+   */
+  async #lockAndCompute(fullKey: string, compute: () => unknown, plan: ComputePlan, stale: Entry | undefined, why: Why): Promise<Computed> {
+    const { locks } = this.#p
+    let lock: HeldLock | undefined
+    // A forced refresh recomputes whatever the others do.
+    if (plan.lock !== false && locks !== undefined && why !== 'force') {
+      const taken = await locks.acquire(fullKey, plan.lock.ttlMs)
+      if (!isUnavailable(taken) && taken.state === 'held') {
+        lock = taken.lock
+        // Another process may have stored it between this process's read and its lock (an early refresh knows it is there).
+        const landed = why === 'early' ? undefined : await this.#landed(fullKey)
+        if (landed !== undefined) {
+          this.#inBackground(lock.release(true), `releasing the lock of "${fullKey}"`)
+          return landed
+        }
+      } else if (!isUnavailable(taken) && taken.state === 'busy') {
+        if (stale !== undefined && this.#stillServable(stale)) {
+          this.#p.stats.staleServes += 1
+          return { value: stale.value, deps: stale.deps }
+        }
+        const waited = await this.#waitForOwner(fullKey, plan.lock, taken.ms)
+        if ('value' in waited) return waited
+        lock = waited.lock
+      }
+    }
+    let stored = false
+    try {
+      const result = await this.#computeAndStore(fullKey, compute, plan)
+      stored = result.stored
+      return result.computed
+    } finally {
+      if (lock !== undefined) {
+        // Not stored: waiters in other processes must not wait for a value that will not land.
+        const released = lock.release(stored).then(() => (stored ? undefined : this.#p.stack.announce([fullKey])))
+        this.#inBackground(released, `releasing the lock of "${fullKey}"`)
+      }
+    }
+  }
+
+  /**
+   * Waits while another process holds the lock: woken when it stores the key (or gives up), or when its lock may have
+   * expired; then reads, or takes the lock. After `waitMs` in all, computes without the lock.
+   */
+  async #waitForOwner(fullKey: string, options: { ttlMs: number; waitMs: number }, heldForMs: number): Promise<Computed | { lock: HeldLock | undefined }> {
+    const { stack, locks, stats, perf } = this.#p
+    stats.lockWaits += 1
+    const deadline = perf.now() + options.waitMs
+    let ms = heldForMs
+    for (;;) {
+      const remaining = deadline - perf.now()
+      if (remaining <= 0 || locks === undefined) {
+        stats.lockTimeouts += 1
+        return { lock: undefined }
+      }
+      await stack.waitForChange(fullKey, Math.min(remaining, ms + 1))
+      const landed = await this.#landed(fullKey)
+      if (landed !== undefined) return landed
+      const taken = await locks.acquire(fullKey, options.ttlMs)
+      if (isUnavailable(taken) || taken.state === 'pass') return { lock: undefined }
+      if (taken.state === 'held') return { lock: taken.lock }
+      ms = taken.ms
+    }
+  }
+
+  /** A fresh entry under `fullKey` in L2 (or L1), as another process may just have stored it. */
+  async #landed(fullKey: string): Promise<Computed | undefined> {
+    const now = this.#p.clock()
+    const entry = await this.#p.stack.readFar(fullKey, undefined, now)
+    return entry === undefined || isExpired(entry, now) ? undefined : { value: entry.value, deps: entry.deps }
+  }
+
+  async #computeAndStore(fullKey: string, compute: () => unknown, plan: ComputePlan): Promise<{ computed: Computed; stored: boolean }> {
+    const { stats, versions, perf, clock } = this.#p
+    stats.computes += 1
     // Versions are read before computing: a bump during the compute leaves the entry already out of date.
-    const versions = tags.length > 0 ? await this.#p.versions.read(tags) : new Map<string, number>()
-    const storable = !isUnavailable(versions)
-    const started = this.#p.perf.now()
+    // While Redis is down they are provisional: the entry is kept in L1, and recomputed once Redis is back.
+    const snapshot = plan.tags.length > 0 ? ((await versions.read(plan.tags, true)) as Map<string, number>) : new Map<string, number>()
+    const started = perf.now()
     let result: Computed
     try {
-      result = await runRecording(compute, storable ? versions : new Map())
+      result = await runRecording(compute, snapshot)
     } catch (error) {
-      this.#p.stats.computeErrors += 1
+      stats.computeErrors += 1
       throw error
     }
-    if (store !== undefined && !store(result.value)) return result
+    if (plan.store !== undefined && !plan.store(result.value)) return { computed: result, stored: false }
     if (result.value === undefined) {
       throw new InvalidArgumentError(`fragcache: the compute function for "${fullKey}" returned undefined; return null to cache "nothing"`)
     }
-    const expiresAt = expiryFor(ttl, this.#p.clock())
-    const { entry, payload } = makeEntry(fullKey, result.value, expiresAt ?? null, this.#p.perf.now() - started, result.deps)
-    if (expiresAt !== undefined && storable) await this.#p.stack.store({ key: fullKey, entry, payload })
-    return { value: entry.value, deps: entry.deps }
+    const lifetime = lifetimeFor(plan.ttl, plan.graceMs, clock())
+    const { entry, payload } = makeEntry(fullKey, result.value, lifetime ?? { expiresAt: null }, perf.now() - started, result.deps)
+    if (lifetime === undefined) return { computed: { value: entry.value, deps: entry.deps }, stored: false }
+    await this.#p.stack.store({ key: fullKey, entry, payload })
+    return { computed: { value: entry.value, deps: entry.deps }, stored: true }
   }
 
   #shouldRefreshEarly(entry: Entry, now: number): boolean {
@@ -178,14 +267,25 @@ export class Computations {
     return now - entry.computeMs * this.#p.earlyRefresh * Math.log(this.#p.random()) >= entry.expiresAt
   }
 
-  #refreshInBackground(fullKey: string, compute: () => unknown, plan: ComputePlan): void {
+  #refreshInBackground(fullKey: string, compute: () => unknown, plan: ComputePlan, current: Entry): void {
     if (this.#inflight.has(fullKey)) return
     this.#p.stats.earlyRefreshes += 1
-    const refresh = this.#computeOnce(fullKey, compute, plan, false)
-      .catch((error: unknown) => {
-        this.#p.logger.error(`fragcache: early refresh of "${fullKey}" failed; the cached value stays: ${describe(error)}`)
-      })
-      .finally(() => this.#background.delete(refresh))
-    this.#background.add(refresh)
+    // The current entry is fresh: another process refreshing it (holding the lock) is as good as this one doing it.
+    this.#inBackground(this.#computeOnce(fullKey, compute, plan, current, 'early'), `early refresh of "${fullKey}" (the cached value stays)`)
   }
+
+  /** Keeps track of `work` for {@link settled}, logging its failure (`what` failed: …). */
+  #inBackground(work: Promise<unknown>, what: string): void {
+    const tracked = work
+      .catch((error: unknown) => this.#p.logger.error(`fragcache: ${what} failed: ${describe(error)}`))
+      .finally(() => this.#background.delete(tracked))
+    this.#background.add(tracked)
+  }
+}
+
+/** When an entry computed at `now` stops being fresh and stops being kept; undefined for "do not store". */
+function lifetimeFor(ttl: Ttl, graceMs: number, now: number): { expiresAt: number | null; graceUntil: number | null } | undefined {
+  const expiresAt = expiryFor(ttl, now)
+  if (expiresAt === undefined) return undefined
+  return { expiresAt, graceUntil: expiresAt === null ? null : expiresAt + graceMs }
 }

@@ -1,6 +1,7 @@
 /**
  * The options of `createCache`: their types, their defaults, and the checks that name a bad one before anything starts.
  */
+import { DEFAULT_LOCK, type LockOptions, checkLock, graceMs } from './compute-plan.ts'
 import { InvalidArgumentError } from './errors.ts'
 import type { BreakerOptions } from './tiers/breaker.ts'
 import type { MemoryTierOptions } from './tiers/memory.ts'
@@ -39,6 +40,19 @@ export interface CacheOptions {
   redisBreaker?: BreakerOptions
   /** While the invalidation bus is down, L1 entries and versions are trusted this long (ms, default 1000). */
   busDownTrustMs?: number
+  /**
+   * Seconds an entry is kept past its TTL, stale, to be served when its recompute fails or is slower than
+   * `softTimeoutMs`, and to every caller but the one recomputing it. A bumped dep is never served as stale. Default 0.
+   */
+  grace?: number
+  /** With a stale value in hand, a recompute slower than this (ms) serves it at once and stores the fresh one later. */
+  softTimeoutMs?: number
+  /**
+   * With Redis: one compute per key across processes. The lock is held at most `ttlMs` (renewed while computing, gone by
+   * itself if its owner dies); other processes wait for the value at most `waitMs`, woken when it lands, then compute
+   * themselves. `false` turns it off. Default `{ ttlMs: 5000, waitMs: 5000 }`. A lock Redis cannot give never blocks.
+   */
+  lock?: LockOptions | false
   /** XFetch's beta: how eagerly a hot entry is recomputed in the background before it expires. 0 turns it off. Default 1. */
   earlyRefresh?: number
   /** Milliseconds since the epoch, for expiry (inject one in tests). Default `Date.now`. */
@@ -68,6 +82,9 @@ export interface ResolvedCacheOptions {
   connectTimeoutMs: number
   redisBreaker: BreakerOptions
   busDownTrustMs: number
+  graceMs: number
+  softTimeoutMs: number | undefined
+  lock: Required<LockOptions> | false
   earlyRefresh: number
   clock: () => number
   perf: { now(): number }
@@ -85,6 +102,9 @@ const KNOWN = [
   'connectTimeoutMs',
   'redisBreaker',
   'busDownTrustMs',
+  'grace',
+  'softTimeoutMs',
+  'lock',
   'earlyRefresh',
   'clock',
   'perf',
@@ -129,6 +149,9 @@ export function checkCacheOptions(options: CacheOptions): ResolvedCacheOptions {
       cooldownMs: positive(options.redisBreaker?.cooldownMs ?? 1000, 'redisBreaker.cooldownMs'),
     },
     busDownTrustMs: nonNegative(options.busDownTrustMs ?? 1000, 'busDownTrustMs'),
+    graceMs: options.grace === undefined ? 0 : graceMs(options.grace, 'options'),
+    softTimeoutMs: options.softTimeoutMs === undefined ? undefined : nonNegative(options.softTimeoutMs, 'softTimeoutMs'),
+    lock: options.lock === undefined ? DEFAULT_LOCK : checkLock(options.lock, DEFAULT_LOCK, 'options'),
     earlyRefresh: nonNegative(options.earlyRefresh ?? 1, 'earlyRefresh'),
     clock: fn(options.clock ?? Date.now, 'clock'),
     perf: checkPerf(options.perf),

@@ -31,6 +31,13 @@ export interface CacheStatsSnapshot {
   computes: number
   computeErrors: number
   earlyRefreshes: number
+  /** Stale values served within their grace (while another caller recomputed, or after a slow or failed recompute). */
+  staleServes: number
+  /** Of those, served because the recompute failed. */
+  staleOnError: number
+  /** Computes that waited for another process's lock, and those that gave up waiting and computed anyway. */
+  lockWaits: number
+  lockTimeouts: number
 }
 
 type TierName = 'request' | 'l1' | 'l2'
@@ -48,6 +55,10 @@ export class CacheStats {
   computes = 0
   computeErrors = 0
   earlyRefreshes = 0
+  staleServes = 0
+  staleOnError = 0
+  lockWaits = 0
+  lockTimeouts = 0
   redisErrors = 0
   timeouts = 0
   replyErrors = 0
@@ -82,6 +93,10 @@ export class CacheStats {
       computes: this.computes,
       computeErrors: this.computeErrors,
       earlyRefreshes: this.earlyRefreshes,
+      staleServes: this.staleServes,
+      staleOnError: this.staleOnError,
+      lockWaits: this.lockWaits,
+      lockTimeouts: this.lockTimeouts,
     }
   }
 }

@@ -4,7 +4,7 @@
  * says other processes changed, and the invalidation epochs that stop a racing L2 read from back-filling stale data.
  */
 import type { BusMessage } from './bus.ts'
-import { type Entry, isExpired } from './entry.ts'
+import { type Entry, isExpired, isGone } from './entry.ts'
 import { type RequestScope, tryGetRequestScope } from './request-scope.ts'
 import type { CacheStats } from './stats.ts'
 import type { MemoryTier } from './tiers/memory.ts'
@@ -23,6 +23,8 @@ export interface TierStackParts {
   readonly busDownTrustMs: number
   /** Whether other processes' invalidations are reaching this one now. */
   readonly busHealthy: () => boolean
+  /** Whether Redis is down (the circuit is open): no bump can succeed anywhere, so L1 stays true. */
+  readonly redisDown: () => boolean
   /** Tells the other processes; resolves once Redis answered (never rejects). */
   readonly publish: (message: BusMessage) => Promise<void>
 }
@@ -39,7 +41,7 @@ interface L2Read {
  * The request scope, L1 and L2 as one store.
  * @example
  * ```ts
- * const stack = new TierStack({ l1, l2, versions, stats, clock: Date.now, busDownTrustMs: 1000, busHealthy, publish })
+ * const stack = new TierStack({ l1, l2, versions, stats, clock: Date.now, busDownTrustMs: 1000, busHealthy, redisDown, publish })
  * const entry = stack.readNear(key, scope, now) ?? (await stack.readFar(key, scope, now))
  * ```
  */
@@ -57,6 +59,8 @@ export class TierStack {
   #clearEpoch = 0
   /** L2 reads under way; with none, no invalidation needs remembering. */
   #l2Reads = 0
+  /** Callers waiting for another process to store a key (see {@link waitForChange}). */
+  readonly #waiters = new Map<string, Set<() => void>>()
 
   constructor(parts: TierStackParts) {
     this.l1 = parts.l1
@@ -92,7 +96,10 @@ export class TierStack {
     return entry
   }
 
-  /** One key beyond the request scope: L1 entries whose deps need reading, then L2. */
+  /**
+   * One key beyond the request scope: L1 entries whose deps need reading, then L2. The entry may be stale (expired, kept
+   * within its grace): callers that need a fresh one check `isExpired`.
+   */
   async readFar(fullKey: string, scope: RequestScope | undefined, now: number): Promise<Entry | undefined> {
     const read = this.#startL2Read(scope, now)
     try {
@@ -111,7 +118,11 @@ export class TierStack {
     if (far.length === 0) return entries
     const read = await this.#readFarMany(far, scope, now)
     let j = 0
-    return entries.map((entry) => entry ?? read[j++])
+    return entries.map((entry) => {
+      if (entry !== undefined) return entry
+      const far = read[j++]
+      return far === undefined || isExpired(far, now) ? undefined : far
+    })
   }
 
   async #readFarMany(fullKeys: readonly string[], scope: RequestScope | undefined, now: number): Promise<(Entry | undefined)[]> {
@@ -180,23 +191,55 @@ export class TierStack {
 
   /** What another process said over the bus. */
   receive(message: BusMessage): void {
-    if (message.kind === 'keys') for (const key of message.keys) this.#invalidateL1(key)
-    else if (message.kind === 'tags') this.#p.versions.drop(message.tags)
+    if (message.kind === 'keys') {
+      for (const key of message.keys) {
+        this.#invalidateL1(key)
+        this.#wake(key)
+      }
+    } else if (message.kind === 'tags') this.#p.versions.drop(message.tags)
     else this.dropL1()
   }
 
-  /** Drops everything L1 holds, and refuses the back-fills of every L2 read under way. */
+  /** Drops everything L1 holds, refuses the back-fills of every L2 read under way, and wakes every waiter. */
   dropL1(): void {
     this.l1.clear()
     this.#keyEpochs.clear()
     this.#clearEpoch = ++this.#epoch
+    for (const key of [...this.#waiters.keys()]) this.#wake(key)
   }
 
-  /** The L1 entry, unless the bus is down and the entry is older than `busDownTrustMs` (another process may have changed it). */
+  /**
+   * Resolves when another process says `fullKey` changed (it stored it, or gave up computing it), or after `ms`.
+   * For callers waiting on another process's lock: they re-read when woken.
+   */
+  waitForChange(fullKey: string, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      let waiting = this.#waiters.get(fullKey)
+      if (waiting === undefined) this.#waiters.set(fullKey, (waiting = new Set()))
+      const done = (): void => {
+        clearTimeout(timer)
+        waiting.delete(done)
+        if (waiting.size === 0 && this.#waiters.get(fullKey) === waiting) this.#waiters.delete(fullKey)
+        resolve()
+      }
+      const timer = setTimeout(done, ms)
+      waiting.add(done)
+    })
+  }
+
+  #wake(fullKey: string): void {
+    const waiting = this.#waiters.get(fullKey)
+    if (waiting !== undefined) for (const done of [...waiting]) done()
+  }
+
+  /**
+   * The L1 entry, unless the bus is down while Redis is up and the entry is older than `busDownTrustMs` (another process
+   * may have changed it, and this one would not have heard). With Redis down, nobody can change anything.
+   */
   #trustedL1(fullKey: string, now: number): Entry | undefined {
     const slot = this.l1.getSlot(fullKey, now)
     if (slot === undefined) return undefined
-    if (!this.#p.busHealthy() && now - slot.storedAt > this.#p.busDownTrustMs) return undefined
+    if (!this.#p.busHealthy() && now - slot.storedAt > this.#p.busDownTrustMs && !this.#p.redisDown()) return undefined
     return slot.entry
   }
 
@@ -217,7 +260,7 @@ export class TierStack {
   #judge(read: L2Read, fullKey: string, remote: Entry | undefined | Unavailable): Entry | undefined | Promise<Entry | undefined> {
     const fromL2 = this.l2 !== undefined && !isUnavailable(remote)
     const entry = isUnavailable(remote) || this.l2 === undefined ? this.l1.get(fullKey, read.now) : remote
-    if (entry === undefined || isExpired(entry, read.now)) return this.#missed()
+    if (entry === undefined || isGone(entry, read.now)) return this.#missed()
     const valid = entry.deps === null ? true : this.#p.versions.check(entry.deps)
     if (valid !== undefined) return this.#settle(read, fullKey, entry, valid, fromL2)
     return this.#p.versions.verify(entry.deps as NonNullable<Entry['deps']>).then((verified) => this.#settle(read, fullKey, entry, verified, fromL2))
@@ -228,10 +271,13 @@ export class TierStack {
       if (valid === false) this.l1.delete(fullKey)
       return this.#missed()
     }
-    this.#p.stats.hit(fromL2 ? 'l2' : 'l1')
+    // A stale entry (kept within its grace) is not a hit: the caller may still serve it, if its recompute fails or is slow.
+    const fresh = !isExpired(entry, read.now)
+    if (fresh) this.#p.stats.hit(fromL2 ? 'l2' : 'l1')
+    else if (this.l2) this.#p.stats.miss('l2')
     // The entry keeps its own expiresAt: a back-fill never extends its life.
     if (fromL2 && this.#unchangedSince(fullKey, read.epoch)) this.l1.set(fullKey, entry, read.now)
-    read.scope?.entries.set(fullKey, entry)
+    if (fresh) read.scope?.entries.set(fullKey, entry)
     return entry
   }
 

@@ -5,9 +5,10 @@
  */
 import { assembleCache } from './assemble.ts'
 import type { InvalidationBus } from './bus.ts'
-import { type ComputePlan, type Computations, type GetOrSetOptions, checkPlan } from './compute.ts'
+import type { Computations } from './compute.ts'
+import { type ComputePlan, type GetOrSetOptions, type PlanDefaults, checkPlan } from './compute-plan.ts'
 import { recordDeps } from './dependency-recorder.ts'
-import { makeEntry } from './entry.ts'
+import { isExpired, makeEntry } from './entry.ts'
 import { AtomicityError, InvalidArgumentError, KeyNotFoundError, NotAnIntegerError } from './errors.ts'
 import type { KeyBuilder, KeyOptions } from './keys.ts'
 import { checkCacheOptions, type CacheOptions } from './options.ts'
@@ -45,6 +46,7 @@ export class TieredCache {
   readonly #l2: RedisTier | undefined
   readonly #bus: InvalidationBus | undefined
   readonly #defaultTtl: Ttl
+  readonly #planDefaults: PlanDefaults
   readonly #clock: () => number
   readonly #stats = new CacheStats()
 
@@ -59,6 +61,7 @@ export class TieredCache {
     this.#l2 = parts.stack.l2
     this.#bus = parts.bus
     this.#defaultTtl = o.ttl
+    this.#planDefaults = { ttl: o.ttl, graceMs: o.graceMs, softTimeoutMs: o.softTimeoutMs, lock: parts.locks === undefined ? false : o.lock }
     this.#clock = o.clock
   }
 
@@ -122,7 +125,7 @@ export class TieredCache {
       return Promise.resolve(near.value as T)
     }
     return this.#stack.readFar(fullKey, scope, now).then((entry) => {
-      if (entry === undefined) return defaultValue
+      if (entry === undefined || isExpired(entry, now)) return defaultValue
       recordDeps(entry.deps)
       return entry.value as T
     })
@@ -140,11 +143,11 @@ export class TieredCache {
     const fullKey = this.#key(key, options)
     const expiresAt = this.#expiry(ttl, 'set')
     if (expiresAt === undefined) {
-      makeEntry(fullKey, value, null) // still reject what could never be stored
+      makeEntry(fullKey, value, { expiresAt: null }) // still reject what could never be stored
       await this.#stack.remove([fullKey], tryGetRequestScope())
       return
     }
-    await this.#stack.store({ key: fullKey, ...makeEntry(fullKey, value, expiresAt) })
+    await this.#stack.store({ key: fullKey, ...makeEntry(fullKey, value, { expiresAt }) })
   }
 
   /**
@@ -159,7 +162,7 @@ export class TieredCache {
   async add(key: string, value: unknown, ttl?: Ttl): Promise<boolean> {
     const fullKey = this.#key(key, {})
     const expiresAt = this.#expiry(ttl, 'add')
-    const { entry, payload } = makeEntry(fullKey, value, expiresAt ?? null)
+    const { entry, payload } = makeEntry(fullKey, value, { expiresAt: expiresAt ?? null })
     if (expiresAt === undefined) return false
     const now = this.#clock()
     if (this.#l2) {
@@ -207,7 +210,7 @@ export class TieredCache {
   getOrSetByKey<T>(fullKey: string, compute: () => T | Promise<T>, options: GetOrSetOptions = {}): Promise<Awaited<T>> {
     let plan: ComputePlan
     try {
-      plan = checkPlan(options, this.#defaultTtl)
+      plan = checkPlan(options, this.#planDefaults)
     } catch (error) {
       return Promise.reject(error)
     }
@@ -268,7 +271,7 @@ export class TieredCache {
     const expiresAt = this.#expiry(ttl, 'setMany')
     const writes = pairs.map(([key, value]) => {
       const fullKey = this.#key(key, {})
-      return { key: fullKey, ...makeEntry(fullKey, value, expiresAt ?? null) }
+      return { key: fullKey, ...makeEntry(fullKey, value, { expiresAt: expiresAt ?? null }) }
     })
     if (expiresAt === undefined) await this.#stack.remove(writes.map((write) => write.key), tryGetRequestScope())
     else await this.#stack.storeMany(writes)
@@ -287,7 +290,7 @@ export class TieredCache {
     if (!Number.isSafeInteger(by)) throw new InvalidArgumentError(`fragcache: incr("${key}"): by must be an integer; got ${String(by)}`)
     const fullKey = this.#key(key, {})
     if (this.#l2) {
-      const reply = atomic(await this.#l2.incr(fullKey, by), 'incr', key)
+      const reply = atomic(await this.#l2.incr(fullKey, by, this.#clock()), 'incr', key)
       if (reply === 'missing') throw new KeyNotFoundError(key)
       if (reply === 'nan') throw new NotAnIntegerError(key)
       this.#stack.forget([fullKey], tryGetRequestScope())
@@ -298,7 +301,7 @@ export class TieredCache {
     if (entry === undefined) throw new KeyNotFoundError(key)
     if (!Number.isSafeInteger(entry.value)) throw new NotAnIntegerError(key)
     const next = (entry.value as number) + by
-    this.#stack.remember(fullKey, makeEntry(fullKey, next, entry.expiresAt).entry)
+    this.#stack.remember(fullKey, makeEntry(fullKey, next, entry).entry)
     return next
   }
 
@@ -327,7 +330,7 @@ export class TieredCache {
     if (expiresAt === undefined) return this.delete(key)
     const now = this.#clock()
     const local = this.#stack.peekL1(fullKey, now)
-    if (local) this.#stack.remember(fullKey, { ...local, expiresAt })
+    if (local) this.#stack.remember(fullKey, { ...local, expiresAt, graceUntil: expiresAt })
     if (!this.#l2) return local !== undefined
     const touched = await this.#l2.touch(fullKey, expiresAt, now)
     if (isUnavailable(touched)) return local !== undefined

@@ -49,6 +49,8 @@ export interface DataVersionsOptions {
   busDownTrustMs: number
   /** Whether the bus is delivering other processes' bumps right now. */
   busHealthy: () => boolean
+  /** Whether Redis is down (the circuit is open): then no bump can succeed anywhere, and known versions stay true. */
+  redisDown: () => boolean
   /** Tells the other processes which tags were bumped; resolves once Redis answered. */
   publish: (tags: string[]) => Promise<void>
 }
@@ -56,7 +58,16 @@ export interface DataVersionsOptions {
 interface Known {
   readonly version: number
   readonly readAt: number
+  /**
+   * Made up while Redis was down, for a tag whose version this process never read: entries computed then are kept in
+   * L1 (the version never equals a real one, so they are recomputed once Redis answers), and it is trusted only while
+   * Redis stays down.
+   */
+  readonly provisional?: true
 }
+
+/** The version of a tag unknown here while Redis is down: real versions start at a time in milliseconds, never 0. */
+const PROVISIONAL_VERSION = 0
 
 /**
  * Data versions: a tag names a piece of data (`article:42`) or a whole model (`article`); saving the data bumps
@@ -166,8 +177,12 @@ export class DataVersions {
     return true
   }
 
-  /** The current versions of `tags`: from the request memo, this process, or one coalesced read. */
-  async read(tags: readonly string[]): Promise<Map<string, number> | Unavailable> {
+  /**
+   * The current versions of `tags`: from the request memo, this process, or one coalesced read. UNAVAILABLE when they
+   * cannot be read, unless `provisional`: then, while Redis is down, what this process knew of them, or a provisional
+   * version for a tag it never read (a compute can still be kept in L1 until Redis is back).
+   */
+  async read(tags: readonly string[], provisional = false): Promise<Map<string, number> | Unavailable> {
     const scope = tryGetRequestScope()
     const out = new Map<string, number>()
     const missing: string[] = []
@@ -179,9 +194,11 @@ export class DataVersions {
     if (missing.length > 0) {
       const fetched = await Promise.all(missing.map((tag) => this.#fetch(tag)))
       for (let i = 0; i < missing.length; i++) {
+        const tag = missing[i] as string
         const version = fetched[i] as number | Unavailable
-        if (isUnavailable(version)) return version
-        out.set(missing[i] as string, version)
+        if (!isUnavailable(version)) out.set(tag, version)
+        else if (!provisional) return version
+        else out.set(tag, this.#provisional(tag))
       }
     }
     if (scope) for (const [tag, version] of out) scope.versions.set(tag, version)
@@ -215,8 +232,18 @@ export class DataVersions {
     if (!redis) return this.#local.get(tag)
     const known = this.#known.get(tag)
     if (known === undefined) return undefined
+    if (this.#options.redisDown()) return known.version
+    if (known.provisional) return undefined
     if (this.#options.busHealthy()) return known.version
     return this.#options.clock() - known.readAt <= this.#options.busDownTrustMs ? known.version : undefined
+  }
+
+  /** While Redis is down: the version this process last knew of `tag` (however old), or a provisional one. */
+  #provisional(tag: string): number {
+    const known = this.#known.get(tag)
+    if (known !== undefined) return known.version
+    this.#known.set(tag, { version: PROVISIONAL_VERSION, readAt: this.#options.clock(), provisional: true })
+    return PROVISIONAL_VERSION
   }
 
   #fetch(tag: string): Promise<number | Unavailable> {

@@ -215,7 +215,7 @@ processes('bus down: staleness is bounded by busDownTrustMs; after it, reads see
   await eventually(() => reader.stats().l2.busConnected, 10_000, 'the bus to reconnect')
 })
 
-processes('Redis down: an entry whose deps cannot be checked is recomputed past the trusted time, never served', async () => {
+processes('Redis down: no bump can succeed, so L1 is served as it is, and an entry computed meanwhile is kept; judged again once Redis is back', async () => {
   await server.restart()
   const clock = { now: 1_800_000_000_000 }
   const cache = createCache({
@@ -225,19 +225,37 @@ processes('Redis down: an entry whose deps cannot be checked is recomputed past 
     clock: () => clock.now,
     busDownTrustMs: 1000,
     redisTimeoutMs: 50,
+    redisBreaker: { threshold: 3, cooldownMs: 100 },
   })
   open.push(cache)
   await cache.ready()
   let calls = 0
-  const read = () => cache.getOrSet('guarded', () => `render ${++calls}`, { deps: ['article:9'] })
-  assert.is(await read(), 'render 1')
+  const read = (key: string) => cache.getOrSet(key, () => `render ${++calls}`, { deps: ['article:9'] })
+  assert.is(await read('guarded'), 'render 1')
   await server.stop()
-  await eventually(() => !cache.stats().l2.busConnected, 5000, 'the bus to go down')
-  assert.is(await read(), 'render 1', 'inside the trusted time')
-  clock.now += 1001
-  assert.is(await read(), 'render 2', 'past it: recomputed')
-  assert.is(await read(), 'render 3', 'and not stored under versions nobody could check')
+  await eventually(async () => {
+    await cache.get('probe') // each failing call counts towards the breaker
+    return cache.stats().l2.down
+  }, 5000, 'the cache to see that Redis is down')
+  clock.now += 60_000
+  assert.is(await read('guarded'), 'render 1', 'long past busDownTrustMs: still served, since no bump can have happened')
+  assert.is(await read('computed-during'), 'render 2')
+  assert.is(await read('computed-during'), 'render 2', 'computed once during the outage, then kept in L1')
+  await cache.versions.bump('article:9').then(
+    () => assert.unreachable('a bump cannot succeed while Redis is down'),
+    (error: Error) => assert.is(error.name, 'AtomicityError'),
+  )
   await server.restart()
+  await eventually(() => cache.stats().l2.busConnected, 10_000, 'the bus to reconnect')
+  await eventually(async () => (await read('computed-during')) !== 'render 2', 10_000, 'the outage entry to be judged against Redis again')
+  const fresh = `render ${calls}`
+  assert.is(await read('computed-during'), fresh, 'and the fresh render is kept')
+  await eventually(async () => {
+    const raw = server.client()
+    const stored = await raw.get(cache.keys.build('c', 'computed-during'))
+    raw.disconnect()
+    return stored?.endsWith(`\n${fresh}`) === true
+  }, 5000, 'the fresh render to be stored in Redis, under real versions')
 })
 
 processes.run()

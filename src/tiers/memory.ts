@@ -2,7 +2,7 @@
  * The in-process tier (L1): an lru-cache bounded by entry count and bytes, synchronous, expiry judged by the cache's clock.
  */
 import { LRUCache } from 'lru-cache'
-import { type Entry, isExpired } from '../entry.ts'
+import { type Entry, isGone } from '../entry.ts'
 
 /** Bounds of the in-process tier. */
 export interface MemoryTierOptions {
@@ -40,16 +40,16 @@ export class MemoryTier {
     })
   }
 
-  /** The live entry under `key`, dropping it if it has expired. */
+  /** The entry under `key`, fresh or stale within its grace; one past its grace is dropped. */
   get(key: string, now: number): Entry | undefined {
     return this.getSlot(key, now)?.entry
   }
 
-  /** The live entry under `key` and when it was stored here. */
+  /** The entry under `key` (see {@link get}) and when it was stored here. */
   getSlot(key: string, now: number): Slot | undefined {
     const slot = this.#lru.get(key)
     if (slot === undefined) return undefined
-    if (isExpired(slot.entry, now)) {
+    if (isGone(slot.entry, now)) {
       this.#lru.delete(key)
       return undefined
     }

@@ -1,100 +1,144 @@
 /**
  * How an entry is stored in Redis, written once: the envelope (`encodeEntry`/`decodeEntry`) and, beside it, the Lua
- * scripts that read the same envelope inside Redis (`touch`, `incr`). Change one and the other is in view.
+ * scripts that read the same envelope inside Redis (`add`, `touch`, `incr`). Change one and the other is in view.
+ *
+ * `fc2|expiresAt|graceUntil|computeMs|type|bytes|varies|deps` + newline + payload
+ * - `expiresAt`, `graceUntil`: epoch ms (0: never); an entry is fresh before `expiresAt` and kept (stale) until `graceUntil`;
+ * - `type`: `s` a string stored as it is (HTML is read back without a JSON parse), `j` JSON, `r` a variation redirect;
+ * - `bytes`: the payload's length in bytes, so a truncated value is recognised (and never output);
+ * - `varies`: the request contexts the value varies by, comma-separated; `deps`: the data versions, as JSON.
+ * Scripts judge expiry by the cache's clock (ARGV), never by Redis's TTL alone, so an injected clock rules every tier.
  */
 import { type Deps, type Entry, ENTRY_OVERHEAD, deepFreeze } from '../entry.ts'
 import { LuaScript } from './redis-client.ts'
 
-/** Envelope marker: anything not starting with it was not written by fragcache. */
-const MARKER = 'fc1|'
+const MARKER = 'fc2|'
+/** Envelopes of earlier versions of fragcache: a miss after an upgrade, not corruption. */
+const OLDER_MARKER = /^fc1\|/
+const NEWLINE = 10
 
 /**
- * The Redis form of an entry: `fc1|expiresAt|computeMs|type|depsJSON` + newline + payload, where `type` is `s` for a
- * string stored as it is (an HTML fragment is read back without a JSON parse or a copy) and `j` for JSON; 0 = no expiry.
+ * The Redis form of an entry.
  * @example
  * ```ts
- * encodeEntry(entry, 'hello') // 'fc1|1764…|3|s|\nhello'
+ * encodeEntry(entry, 'hello') // 'fc2|1764…|1764…|3|s|5||\nhello'
  * ```
  */
 export function encodeEntry(entry: Entry, payload: string): string {
   const deps = entry.deps ? JSON.stringify(entry.deps) : ''
-  const type = typeof entry.value === 'string' ? 's' : 'j'
-  return `${MARKER}${entry.expiresAt ?? 0}|${Math.round(entry.computeMs)}|${type}|${deps}\n${payload}`
+  const varies = entry.varies ? entry.varies.join(',') : ''
+  return `${MARKER}${entry.expiresAt ?? 0}|${entry.graceUntil ?? 0}|${Math.round(entry.computeMs)}|${entry.kind}|${Buffer.byteLength(payload)}|${varies}|${deps}\n${payload}`
 }
 
+/** What {@link decodeEntry} makes of a value that is not a whole fragcache entry. */
+export type Undecodable = 'older' | 'corrupt'
+
 /**
- * Parses what Redis holds; `undefined` when it is not an envelope fragcache wrote (a corrupt or foreign value).
+ * Parses what Redis holds: the entry, `'older'` for an envelope of an earlier fragcache (a miss), or `'corrupt'` for a
+ * value fragcache did not write whole (foreign, truncated, or not what its header says).
  * @example
  * ```ts
- * decodeEntry('fc1|0|3|s|\nhello')?.value // 'hello'
+ * decodeEntry(Buffer.from('fc2|0|0|3|s|5||\nhello')) // { value: 'hello', … }
  * ```
  */
-export function decodeEntry(raw: string): Entry | undefined {
-  if (!raw.startsWith(MARKER)) return undefined
-  const newline = raw.indexOf('\n')
-  if (newline < 0) return undefined
-  const [expires, compute, type, depsJson] = splitHeader(raw.slice(MARKER.length, newline))
+export function decodeEntry(raw: Buffer): Entry | Undecodable {
+  const newline = raw.indexOf(NEWLINE)
+  if (raw.length < MARKER.length || raw.toString('latin1', 0, MARKER.length) !== MARKER || newline < 0) {
+    return OLDER_MARKER.test(raw.toString('latin1', 0, 4)) ? 'older' : 'corrupt'
+  }
+  const fields = raw.toString('utf8', MARKER.length, newline).split('|')
+  if (fields.length < 7) return 'corrupt'
+  const [expires, grace, compute, kind, bytes, varies] = fields as [string, string, string, string, string, string]
+  // deps is JSON, last, and may hold a `|` of its own.
+  const depsJson = fields.slice(6).join('|')
   const expiresAt = Number(expires)
+  const graceUntil = Number(grace)
   const computeMs = Number(compute)
-  if (!Number.isFinite(expiresAt) || !Number.isFinite(computeMs) || depsJson === undefined) return undefined
-  if (type !== 's' && type !== 'j') return undefined
+  const start = newline + 1
+  if (!isTime(expiresAt) || !isTime(graceUntil) || !Number.isFinite(computeMs) || Number(bytes) !== raw.length - start) return 'corrupt'
+  if (kind !== 's' && kind !== 'j' && kind !== 'r') return 'corrupt'
   try {
     const deps = depsJson === '' ? null : (JSON.parse(depsJson) as unknown)
-    if (deps !== null && !isDeps(deps)) return undefined
-    const payload = raw.slice(newline + 1)
-    const value = type === 's' ? payload : deepFreeze(JSON.parse(payload) as unknown)
-    return { value, expiresAt: expiresAt === 0 ? null : expiresAt, computeMs, deps, size: payload.length + ENTRY_OVERHEAD }
+    if (deps !== null && !isDeps(deps)) return 'corrupt'
+    const text = raw.toString('utf8', start)
+    const value = kind === 's' ? text : deepFreeze(JSON.parse(text) as unknown)
+    if (kind === 'r' && !isContextList(value)) return 'corrupt'
+    return {
+      value,
+      kind,
+      expiresAt: expiresAt === 0 ? null : expiresAt,
+      graceUntil: graceUntil === 0 ? null : graceUntil,
+      computeMs,
+      deps,
+      varies: varies === '' ? null : varies.split(','),
+      size: raw.length - start + ENTRY_OVERHEAD,
+    }
   } catch {
-    return undefined
+    return 'corrupt'
   }
 }
 
 /**
- * The PX (milliseconds to live) for an expiry at `now`: never 0 or less, which Redis refuses; null for no expiry.
+ * The PX (milliseconds to live) of an entry kept until `keptUntil` at `now`: never 0 or less, which Redis refuses;
+ * null for no expiry.
  * @example
  * ```ts
  * pxFor(1_000, 999) // 1
  * ```
  */
-export function pxFor(expiresAt: number | null, now: number): number | null {
-  return expiresAt === null ? null : Math.max(1, expiresAt - now)
+export function pxFor(keptUntil: number | null, now: number): number | null {
+  return keptUntil === null ? null : Math.max(1, keptUntil - now)
 }
 
-/** Sets a new expiry inside the envelope (its first field) and on the key. ARGV: expiresAt (0 = none), PX (0 = none). */
-export const TOUCH = new LuaScript(`
-local raw = redis.call('GET', KEYS[1])
-if not raw or string.sub(raw, 1, 4) ~= 'fc1|' then return 0 end
-local bar = string.find(raw, '|', 5, true)
-if not bar then return 0 end
-local updated = 'fc1|' .. ARGV[1] .. string.sub(raw, bar)
-if ARGV[2] == '0' then redis.call('SET', KEYS[1], updated) else redis.call('SET', KEYS[1], updated, 'PX', ARGV[2]) end
+/** Shared Lua: `fresh(raw, now)` is true when `raw` is a fragcache entry not expired at `now` (the header's first field). */
+const FRESH = `
+local function fresh(raw, now)
+  if not raw or string.sub(raw, 1, 4) ~= 'fc2|' then return false end
+  local expires = tonumber(string.match(raw, '^fc2|(%d+)|'))
+  return expires ~= nil and (expires == 0 or expires > now)
+end`
+
+/** SET NX by the cache's clock: stores unless a fresh entry is there. ARGV: now, the envelope, PX (0 = none). */
+export const ADD = new LuaScript(`${FRESH}
+if fresh(redis.call('GET', KEYS[1]), tonumber(ARGV[1])) then return 0 end
+if ARGV[3] == '0' then redis.call('SET', KEYS[1], ARGV[2]) else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
 return 1`)
 
-/** Adds ARGV[1] to an integer entry (a JSON payload, type `j`), keeping its TTL. */
-export const INCR = new LuaScript(`
+/** A new expiry, in the envelope and on the key, for a fresh entry. ARGV: now, expiresAt, graceUntil (0 = none), PX (0 = none). */
+export const TOUCH = new LuaScript(`${FRESH}
 local raw = redis.call('GET', KEYS[1])
-if not raw then return {'missing'} end
+if not fresh(raw, tonumber(ARGV[1])) then return 0 end
+local rest = string.match(raw, '^fc2|%d+|%d+(|.*)$')
+if not rest then return 0 end
+local updated = 'fc2|' .. ARGV[2] .. '|' .. ARGV[3] .. rest
+if ARGV[4] == '0' then redis.call('SET', KEYS[1], updated) else redis.call('SET', KEYS[1], updated, 'PX', ARGV[4]) end
+return 1`)
+
+/** Adds ARGV[2] to a fresh integer entry (a JSON payload, type `j`), keeping its TTL. ARGV[1]: now. */
+export const INCR = new LuaScript(`${FRESH}
+local raw = redis.call('GET', KEYS[1])
+if not fresh(raw, tonumber(ARGV[1])) then return {'missing'} end
 local newline = string.find(raw, '\\n', 1, true)
-if string.sub(raw, 1, 4) ~= 'fc1|' or not newline then return {'nan'} end
+if not newline then return {'nan'} end
 -- Only a JSON payload can be a number: a string stored as it is ('s') stays a string, even "5".
-if not string.match(string.sub(raw, 1, newline - 1), '^fc1|[^|]*|[^|]*|j|') then return {'nan'} end
+local head, tail = string.match(string.sub(raw, 1, newline - 1), '^(fc2|[^|]*|[^|]*|[^|]*|j|)%d+(|.*)$')
+if not head then return {'nan'} end
 local text = string.sub(raw, newline + 1)
 if not string.match(text, '^%-?%d+$') then return {'nan'} end
-local n = tonumber(text) + tonumber(ARGV[1])
-local out = string.format('%d', n)
-redis.call('SET', KEYS[1], string.sub(raw, 1, newline) .. out, 'KEEPTTL')
+local out = string.format('%d', tonumber(text) + tonumber(ARGV[2]))
+redis.call('SET', KEYS[1], head .. #out .. tail .. '\\n' .. out, 'KEEPTTL')
 return {'ok', out}`)
 
-/** Splits `expires|compute|type|deps` (deps last: it is JSON and may hold a `|`). */
-function splitHeader(header: string): [string, string, string, string | undefined] {
-  const first = header.indexOf('|')
-  const second = header.indexOf('|', first + 1)
-  const third = header.indexOf('|', second + 1)
-  if (first < 0 || second < 0 || third < 0) return ['', '', '', undefined]
-  return [header.slice(0, first), header.slice(first + 1, second), header.slice(second + 1, third), header.slice(third + 1)]
+function isTime(value: number): boolean {
+  return Number.isSafeInteger(value) && value >= 0
 }
 
 function isDeps(value: unknown): value is Deps {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false
   return Object.values(value).every((v) => typeof v === 'number')
 }
+
+function isContextList(value: unknown): boolean {
+  return Array.isArray(value) && value.length > 0 && value.every((name) => typeof name === 'string')
+}
+

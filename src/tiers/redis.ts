@@ -4,8 +4,8 @@
  */
 import type { Cluster, Redis } from 'ioredis'
 import type { Entry } from '../entry.ts'
-import { BULK_TIMEOUT_MS, type RedisConnection, Unavailable, isUnavailable } from './redis-client.ts'
-import { INCR, TOUCH, decodeEntry, encodeEntry, pxFor } from './redis-format.ts'
+import { type BULK_TIMEOUT_MS, type RedisConnection, Unavailable, isUnavailable } from './redis-client.ts'
+import { ADD, INCR, TOUCH, decodeEntry, encodeEntry, pxFor } from './redis-format.ts'
 
 /** An entry to write, with its payload (a string as it is, anything else as JSON). */
 export interface EntryWrite {
@@ -15,8 +15,8 @@ export interface EntryWrite {
 }
 
 /**
- * The Redis tier. Reads resolve to the entry, `undefined` (nothing there, or a value fragcache did not write, reported
- * through `corrupt`), or {@link Unavailable}; nothing throws for an outage.
+ * The Redis tier. Reads resolve to the entry, `undefined` (nothing there, or a value fragcache did not write whole,
+ * reported through `corrupt` and deleted), or {@link Unavailable}; nothing throws for an outage.
  *
  * @example
  * ```ts
@@ -35,7 +35,7 @@ export class RedisTier {
 
   get(key: string): Promise<Entry | undefined | Unavailable> {
     return this.connection
-      .run('get', (c) => c.get(key))
+      .run('get', (c) => c.getBuffer(key))
       .then((raw) => (isUnavailable(raw) ? raw : raw === null ? undefined : this.#decode(key, raw)))
   }
 
@@ -43,7 +43,7 @@ export class RedisTier {
   async getMany(keys: readonly string[]): Promise<(Entry | undefined)[] | Unavailable> {
     if (keys.length === 0) return []
     const raws = await this.connection.run('getMany', (c) =>
-      this.connection.isCluster ? Promise.all(keys.map((k) => c.get(k))) : c.mget(...keys),
+      this.connection.isCluster ? Promise.all(keys.map((k) => c.getBuffer(k))) : c.mgetBuffer(...keys),
     )
     if (isUnavailable(raws)) return raws
     return raws.map((raw, i) => (raw === null ? undefined : this.#decode(keys[i] as string, raw)))
@@ -51,7 +51,7 @@ export class RedisTier {
 
   async set(write: EntryWrite, now: number): Promise<true | Unavailable> {
     const raw = encodeEntry(write.entry, write.payload)
-    const px = pxFor(write.entry.expiresAt, now)
+    const px = pxFor(write.entry.graceUntil, now)
     const reply = await this.connection.run('set', (c) => (px === null ? c.set(write.key, raw) : c.set(write.key, raw, 'PX', px)))
     return isUnavailable(reply) ? reply : true
   }
@@ -62,7 +62,7 @@ export class RedisTier {
     return this.connection.run('setMany', async (c) => {
       const pipeline = c.pipeline()
       for (const { key, entry, payload } of writes) {
-        const px = pxFor(entry.expiresAt, now)
+        const px = pxFor(entry.graceUntil, now)
         if (px === null) pipeline.set(key, encodeEntry(entry, payload))
         else pipeline.set(key, encodeEntry(entry, payload), 'PX', px)
       }
@@ -73,12 +73,11 @@ export class RedisTier {
     })
   }
 
-  /** SET NX: true when stored, false when a value was already there. */
+  /** Stores unless a fresh entry is there, by the cache's clock (`now`): true when stored. */
   async add(write: EntryWrite, now: number): Promise<boolean | Unavailable> {
-    const raw = encodeEntry(write.entry, write.payload)
-    const px = pxFor(write.entry.expiresAt, now)
-    const reply = await this.connection.run('add', (c) => (px === null ? c.set(write.key, raw, 'NX') : c.set(write.key, raw, 'PX', px, 'NX')))
-    return isUnavailable(reply) ? reply : reply === 'OK'
+    const px = pxFor(write.entry.graceUntil, now) ?? 0
+    const reply = await this.connection.run('add', this.connection.script(ADD, [write.key], [now, encodeEntry(write.entry, write.payload), px]))
+    return isUnavailable(reply) ? reply : reply === 1
   }
 
   async delete(keys: readonly string[]): Promise<number | Unavailable> {
@@ -88,15 +87,16 @@ export class RedisTier {
     return isUnavailable(counts) ? counts : counts.reduce((a, b) => a + b, 0)
   }
 
-  /** Sets a new expiry on an entry, in its envelope and in Redis. */
+  /** Sets a new expiry on a fresh entry (by the cache's clock), in its envelope and in Redis. */
   async touch(key: string, expiresAt: number | null, now: number): Promise<boolean | Unavailable> {
-    const reply = await this.connection.run('touch', this.connection.script(TOUCH, [key], [expiresAt ?? 0, pxFor(expiresAt, now) ?? 0]))
+    const args = [now, expiresAt ?? 0, expiresAt ?? 0, pxFor(expiresAt, now) ?? 0]
+    const reply = await this.connection.run('touch', this.connection.script(TOUCH, [key], args))
     return isUnavailable(reply) ? reply : reply === 1
   }
 
-  /** Atomically adds `by` to an integer entry, keeping its TTL. */
-  async incr(key: string, by: number): Promise<number | 'missing' | 'nan' | Unavailable> {
-    const reply = await this.connection.run('incr', this.connection.script(INCR, [key], [by]))
+  /** Atomically adds `by` to a fresh integer entry (by the cache's clock), keeping its TTL. */
+  async incr(key: string, by: number, now: number): Promise<number | 'missing' | 'nan' | Unavailable> {
+    const reply = await this.connection.run('incr', this.connection.script(INCR, [key], [now, by]))
     if (isUnavailable(reply)) return reply
     const [status, value] = reply as [string, string?]
     return status === 'ok' ? Number(value) : (status as 'missing' | 'nan')
@@ -125,9 +125,13 @@ export class RedisTier {
     return true
   }
 
-  #decode(key: string, raw: string): Entry | undefined {
+  #decode(key: string, raw: Buffer): Entry | undefined {
     const entry = decodeEntry(raw)
-    if (entry === undefined) this.#corrupt(key)
-    return entry
+    if (entry === 'corrupt') {
+      this.#corrupt(key)
+      // Heal: the next read is a plain miss, and the next compute stores a whole entry. (Deleting is always safe.)
+      void this.connection.run('heal', (c) => c.unlink(key))
+    }
+    return typeof entry === 'string' ? undefined : entry
   }
 }

@@ -5,7 +5,7 @@ import { MemoryTier } from '../../src/tiers/memory.ts'
 
 const memory = suite('MemoryTier')
 
-const entry = (value: string, expiresAt: number | null = null): Entry => makeEntry('k', value, expiresAt).entry
+const entry = (value: string, expiresAt: number | null = null, graceUntil = expiresAt): Entry => makeEntry('k', value, { expiresAt, graceUntil }).entry
 
 memory('MemoryTier is exported', () => {
   assert.type(MemoryTier, 'function')
@@ -17,6 +17,13 @@ memory('get :: what was set, until its expiry by the clock it is given, then not
   assert.is(l1.get('a', 999)?.value, 'x')
   assert.is(l1.get('a', 1000), undefined)
   assert.is(l1.size, 0, 'the expired entry was dropped on read')
+})
+
+memory('get :: a stale entry is kept until the end of its grace, then dropped', () => {
+  const l1 = new MemoryTier()
+  l1.set('a', entry('x', 1000, 5000), 0)
+  assert.is(l1.get('a', 4999)?.value, 'x')
+  assert.is(l1.get('a', 5000), undefined)
 })
 
 memory('getSlot :: says when this process stored the entry (for bounded trust while the bus is down)', () => {

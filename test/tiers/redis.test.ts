@@ -89,10 +89,13 @@ tier('a value fragcache did not write is a miss, counted and logged, never an ex
   await cache.ready()
   const raw = server.client()
   await raw.set(cache.keys.build('c', 'foreign'), 'hello from another app')
-  await raw.set(cache.keys.build('c', 'broken'), 'fc1|0|0|\n{not json')
+  await raw.set(cache.keys.build('c', 'broken'), 'fc2|0|0|0|j|9||\n{not json')
+  // An envelope of an earlier fragcache version is a miss after an upgrade, not corruption: neither counted nor logged.
+  await raw.set(cache.keys.build('c', 'older'), 'fc1|0|0|s|\nhello')
   raw.disconnect()
   assert.is(await cache.get('foreign'), undefined)
   assert.is(await cache.getOrSet('broken', () => 'recomputed'), 'recomputed')
+  assert.is(await cache.get('older'), undefined)
   assert.is(cache.stats().l2.corrupt, 2)
   assert.equal(logged, [
     `error: fragcache: the value under "${cache.keys.build('c', 'foreign')}" in Redis was not written by fragcache; treated as a miss`,
