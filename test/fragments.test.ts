@@ -42,7 +42,7 @@ prepare('a repeated call is checked once, but a bad one is always refused with t
   for (const [call, message] of [
     [{ ttl: '300' }, 'fragcache: the TTL of fragment "teaser" must be a number of seconds or null; got "300" (t.njk, line 3)'],
     [{ name: '' }, 'fragcache: the cache tag needs a fragment name; got "" (t.njk, line 3)'],
-    [{ deps: ['has space'] }, 'fragcache: deps of fragment "teaser" must be a list of tags (non-empty strings without spaces); got ["has space"] (t.njk, line 3)'],
+    [{ deps: ['has space'] }, 'fragcache: deps of fragment "teaser": a tag must be a non-empty string of at most 200 characters without whitespace; got "has space" (t.njk, line 3)'],
   ] as [Partial<FragmentCall>, string][]) {
     for (let i = 0; i < 2; i++) {
       try {

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { Eta } from 'eta'
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { type EtaFragmentPlugin, fragmentCache } from '../../extensions/eta.ts'
+import { type EtaFragmentPlugin, fragmentCache } from '../../extensions/eta/index.ts'
 import { FragmentCache } from '../../src/fragments.ts'
 import { type CacheOptions, type TieredCache, TemplateTagError, createCache, runInRequestScope } from '../../src/index.ts'
 import { RedisServer, patientRedis } from '../support/redis-server.ts'
@@ -480,7 +480,7 @@ errors('missing name, bad deps, unreadable or awaited inputs, a bare name', asyn
   )
   await tagError(
     () => h.renderString('<% cache 300 "d" deps=["two words"] %>x<% endcache %>'),
-    'fragcache: deps of fragment "d" must be a list of tags (non-empty strings without spaces); got ["two words"] (template string, line 1)',
+    'fragcache: deps of fragment "d": a tag must be a non-empty string of at most 200 characters without whitespace; got "two words" (template string, line 1)',
     'template string',
     1,
   )

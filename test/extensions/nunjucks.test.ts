@@ -4,7 +4,7 @@ import { promisify } from 'node:util'
 import nunjucks from 'nunjucks'
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { FragmentCacheExtension } from '../../extensions/nunjucks.ts'
+import { FragmentCacheExtension } from '../../extensions/nunjucks/index.ts'
 import { FragmentCache } from '../../src/fragments.ts'
 import { type CacheOptions, type TieredCache, createCache, runInRequestScope } from '../../src/index.ts'
 import { RedisServer, patientRedis } from '../support/redis-server.ts'
@@ -396,14 +396,14 @@ errors('bad TTL (render time)', async () => {
 errors('bad deps (render time)', async () => {
   assert.is(
     await errorOf('bad-deps'),
-    `${at('bad-deps', 1, 4)}fragcache: deps of fragment "x" must be a list of tags (non-empty strings without spaces); got "has space" ${where('bad-deps', 1)}`,
+    `${at('bad-deps', 1, 4)}fragcache: deps of fragment "x": a tag must be a non-empty string of at most 200 characters without whitespace; got "has space" ${where('bad-deps', 1)}`,
   )
 })
 
 errors('missing name (compile time)', async () => {
   assert.is(
     await errorOf('missing-name'),
-    `${at('missing-name', 2, 6)}fragcache: the {% cache %} tag needs a TTL and a fragment name, as in {% cache 300 "sidebar" lang %} ${where('missing-name', 2)}`,
+    `${at('missing-name', 2, 6)}fragcache: the cache tag needs a TTL and a fragment name, as in {% cache 300 "sidebar" lang %} (or ttl=300 "sidebar") ${where('missing-name', 2)}`,
   )
 })
 
@@ -421,17 +421,17 @@ errors('missing endcache, at the end of the template and before an enclosing end
 errors('unknown keyword, and an input after a keyword', async () => {
   assert.is(
     await errorOf('unknown-keyword'),
-    `${at('unknown-keyword', 1, 4)}fragcache: the {% cache %} tag takes only deps= and ttl= as keywords; got vary= ${where('unknown-keyword', 1)}`,
+    `${at('unknown-keyword', 1, 4)}fragcache: the cache tag takes only deps= and ttl= as keywords; got vary= ${where('unknown-keyword', 1)}`,
   )
   assert.is(
     await errorOf('input-after-keyword'),
-    `${at('input-after-keyword', 1, 4)}fragcache: the inputs of the {% cache %} tag must come before deps= and ttl= ${where('input-after-keyword', 1)}`,
+    `${at('input-after-keyword', 1, 4)}fragcache: the inputs of the cache tag must come before deps= and ttl= ${where('input-after-keyword', 1)}`,
   )
 })
 
 errors('an error inside the body names the fragment, template and line; nothing is stored', async () => {
   const h = harness()
-  const message = `${at('body-error', 2, 4)}Error: Unable to call \`boom\`, which is undefined or falsey (in the body of fragment "boom", ${fixturePath('errors/body-error.njk')}, line 2)`
+  const message = `${at('body-error', 2, 4)}fragcache: the body of fragment "boom" failed: Unable to call \`boom\`, which is undefined or falsey ${where('body-error', 2)}`
   assert.is(await renderError(h.render('errors/body-error.njk')), message)
   assert.is(await renderError(h.render('errors/body-error.njk')), message)
 })
@@ -454,7 +454,7 @@ errors('a tag in an included template is reported under the page and the templat
   const message = await renderError(h.renderString('<p>{% include "errors/bad-ttl.njk" %}</p>', h.data()))
   assert.is(
     message,
-    `(unknown path)\n  Template render error: ${at('bad-ttl', 1, 7)}fragcache: the TTL of fragment "x" must be a number of seconds or null; got "soon" ${where('bad-ttl', 1)}`,
+    `(unknown path)\n ${at('bad-ttl', 1, 7)}fragcache: the TTL of fragment "x" must be a number of seconds or null; got "soon" ${where('bad-ttl', 1)}`,
   )
 })
 
