@@ -15,7 +15,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { Eta } from 'eta'
-import { fragmentCache } from '../extensions/eta.ts'
+import { fragmentCache } from '../extensions/eta/index.ts'
 import { loadSite } from '../fixtures/site.ts'
 import { createCache } from '../src/index.ts'
 import { type Case, opsPerSecond, runInterleaved } from './support/measure.ts'

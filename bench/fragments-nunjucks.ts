@@ -9,7 +9,7 @@
  * Medians over several rounds, in one run; memory only (no Redis), loopback nothing.
  */
 import nunjucks from 'nunjucks'
-import { FragmentCacheExtension } from '../extensions/nunjucks.ts'
+import { FragmentCacheExtension } from '../extensions/nunjucks/index.ts'
 import { loadSite } from '../fixtures/site.ts'
 import { createCache } from '../src/index.ts'
 

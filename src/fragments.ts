@@ -1,7 +1,8 @@
 import { hash } from 'node:crypto'
-import { TemplateTagError, describe, describeValue } from './errors.ts'
+import { FragcacheError, TemplateTagError, describe, describeValue } from './errors.ts'
 import type { TieredCache } from './tiered-cache.ts'
 import type { Ttl } from './ttl.ts'
+import { checkTags } from './versions.ts'
 
 /** What a template's cache tag evaluated to, handed over by an engine extension. */
 export interface FragmentCall {
@@ -35,8 +36,6 @@ export interface FragmentCounts {
   hits: number
   misses: number
 }
-
-const TAG_PATTERN = /^\S{1,200}$/
 
 /**
  * The caching logic of a template cache tag, shared by every engine (the extensions only parse and glue):
@@ -79,11 +78,7 @@ export class FragmentCache {
     }
     const ttl = call.ttl
     if (ttl !== null && (typeof ttl !== 'number' || !Number.isFinite(ttl))) {
-      throw new TemplateTagError(
-        template,
-        line,
-        `fragcache: the TTL of fragment "${name}" must be a number of seconds or null; got ${describeValue(ttl)}`,
-      )
+      throw new TemplateTagError(template, line, `fragcache: ${badTtl(describeValue(ttl), name)}`)
     }
     const deps = checkDeps(call.deps, name, template, line)
     let key: string
@@ -110,27 +105,33 @@ export class FragmentCache {
 
   /**
    * The fragment's HTML: stored HTML on a hit (the body is not run), else the body's output, rendered once per
-   * key at a time and stored with the deps it saw. A cache failure renders the body; an error in the body
-   * propagates (the engine adds the template and line), and nothing is stored.
+   * key at a time and stored with the deps it saw. A cache failure renders the body. An error in the body fails the
+   * render as a {@link TemplateTagError} naming the fragment, the template and the line, with the error as `cause`
+   * (fragcache's own errors, a nested fragment's say, pass unchanged); nothing is stored.
    */
   async render(fragment: PreparedFragment, body: () => Promise<string>): Promise<string> {
     let ran = false
-    const html = await this.cache.getOrSetByKey(
-      fragment.key,
-      async () => {
-        ran = true
-        const output = await body()
-        if (typeof output !== 'string') {
-          throw new TemplateTagError(
-            fragment.template,
-            fragment.line,
-            `fragcache: the body of fragment "${fragment.name}" rendered ${describeValue(output)}, not a string`,
-          )
-        }
-        return output
-      },
-      { ttl: fragment.ttl, deps: fragment.deps },
-    )
+    let html: string
+    try {
+      html = await this.cache.getOrSetByKey(
+        fragment.key,
+        async () => {
+          ran = true
+          const output = await body()
+          if (typeof output !== 'string') {
+            throw new TemplateTagError(
+              fragment.template,
+              fragment.line,
+              `fragcache: the body of fragment "${fragment.name}" rendered ${describeValue(output)}, not a string`,
+            )
+          }
+          return output
+        },
+        { ttl: fragment.ttl, deps: fragment.deps },
+      )
+    } catch (error) {
+      throw bodyFailure(fragment, error)
+    }
     const counts = this.#count(fragment.name)
     if (ran) counts.misses += 1
     else counts.hits += 1
@@ -147,6 +148,116 @@ export class FragmentCache {
     if (counts === undefined) this.#counts.set(name, (counts = { hits: 0, misses: 0 }))
     return counts
   }
+}
+
+// ─── The cache tag's arguments: one grammar of TTL, name, inputs and keywords for every engine ──────────────────
+
+/**
+ * The keywords a cache tag takes, in the one place they are listed: every engine reads its tags against this list,
+ * and every message that names them is built from it.
+ * @example
+ * ```ts
+ * CACHE_TAG_KEYWORDS.includes('deps') // true
+ * ```
+ */
+export const CACHE_TAG_KEYWORDS = ['deps', 'ttl'] as const
+
+/** One of {@link CACHE_TAG_KEYWORDS}. */
+export type CacheTagKeyword = (typeof CACHE_TAG_KEYWORDS)[number]
+
+/**
+ * One argument of a cache tag, as an engine parsed it, in the order written: an input, or `keyword=value`.
+ * `Code` is whatever the engine holds an expression as (a parser node, a source string).
+ * @example
+ * ```ts
+ * const items: CacheTagItem<string>[] = [{ value: '300' }, { value: '"sidebar"' }, { keyword: 'deps', value: '["site"]' }]
+ * ```
+ */
+export interface CacheTagItem<Code> {
+  /** The word before `=`, or '' when what stands there is not a plain name; absent for an input. */
+  readonly keyword?: string
+  readonly value: Code
+}
+
+/**
+ * What an engine's cache tag differs in from another's.
+ * @example
+ * ```ts
+ * const syntax: CacheTagSyntax = { example: '{% cache 300 "sidebar" lang %}', keywordsLast: true }
+ * ```
+ */
+export interface CacheTagSyntax {
+  /** The engine's own way to write a tag, quoted as the example in messages. */
+  readonly example: string
+  /** Whether every input must come before the keywords, as in a Nunjucks (Jinja, Python) call. */
+  readonly keywordsLast: boolean
+}
+
+/**
+ * A cache tag's arguments, sorted out: the TTL (from `ttl=`, else the first input), the name (the next input),
+ * the inputs left, and every keyword given.
+ */
+export interface CacheTagArguments<Code> {
+  ttl: Code
+  name: Code
+  inputs: Code[]
+  keywords: Partial<Record<CacheTagKeyword, Code>>
+}
+
+/**
+ * Sorts a cache tag's arguments into TTL, name, inputs and keywords, refusing an unknown keyword, a keyword given
+ * twice, an input after a keyword (where the engine's syntax says so) and a missing TTL or name. `fail` is called
+ * with the reason (the same words in every engine) and must throw the engine's error, with its template and line.
+ * @example
+ * ```ts
+ * const fail = (reason: string): never => { throw new Error(reason) }
+ * const args = cacheTagArguments([{ value: '300' }, { value: '"sidebar"' }, { value: 'it.lang' }], syntax, fail)
+ * // { ttl: '300', name: '"sidebar"', inputs: ['it.lang'], keywords: {} }
+ * ```
+ */
+export function cacheTagArguments<Code>(
+  items: Iterable<CacheTagItem<Code>>,
+  syntax: CacheTagSyntax,
+  fail: (reason: string) => never,
+): CacheTagArguments<Code> {
+  const inputs: Code[] = []
+  const keywords: Partial<Record<CacheTagKeyword, Code>> = {}
+  let keywordSeen = false
+  for (const item of items) {
+    const keyword = item.keyword
+    if (keyword === undefined) {
+      if (keywordSeen && syntax.keywordsLast) fail(`the inputs of the cache tag must come before ${KEYWORD_LIST}`)
+      inputs.push(item.value)
+      continue
+    }
+    if (!isCacheTagKeyword(keyword)) fail(`the cache tag takes only ${KEYWORD_LIST} as keywords; got ${keyword || 'an expression'}=`)
+    if (keywords[keyword] !== undefined) fail(`${keyword}= is given twice in the cache tag`)
+    keywords[keyword] = item.value
+    keywordSeen = true
+  }
+  const ttl = keywords.ttl ?? inputs.shift()
+  const name = inputs.shift()
+  if (ttl === undefined || name === undefined) {
+    fail(`the cache tag needs a TTL and a fragment name, as in ${syntax.example} (or ttl=300 "sidebar")`)
+  }
+  return { ttl, name, inputs, keywords }
+}
+
+/**
+ * The reason a TTL is refused, in the same words whether an engine sees it in the source or the tag sees its value.
+ * @example
+ * ```ts
+ * badTtl('"soon"', 'sidebar') // 'the TTL of fragment "sidebar" must be a number of seconds or null; got "soon"'
+ * ```
+ */
+export function badTtl(got: string, name?: string): string {
+  return `the TTL${name === undefined ? '' : ` of fragment "${name}"`} must be a number of seconds or null; got ${got}`
+}
+
+const KEYWORD_LIST = CACHE_TAG_KEYWORDS.map((keyword, i) => `${i === 0 ? '' : i === CACHE_TAG_KEYWORDS.length - 1 ? ' and ' : ', '}${keyword}=`).join('')
+
+function isCacheTagKeyword(word: string): word is CacheTagKeyword {
+  return (CACHE_TAG_KEYWORDS as readonly string[]).includes(word)
 }
 
 /**
@@ -219,13 +330,18 @@ class PreparedMemo {
 
 function checkDeps(deps: unknown, name: string, template: string, line: number): readonly string[] {
   if (deps === undefined || deps === null) return []
-  const list = typeof deps === 'string' ? [deps] : deps
-  if (!Array.isArray(list) || !list.every((tag) => typeof tag === 'string' && TAG_PATTERN.test(tag))) {
-    throw new TemplateTagError(
-      template,
-      line,
-      `fragcache: deps of fragment "${name}" must be a list of tags (non-empty strings without spaces); got ${JSON.stringify(deps)}`,
-    )
+  const list = typeof deps === 'string' ? [deps] : (deps as readonly unknown[])
+  try {
+    checkTags(list, `deps of fragment "${name}"`)
+  } catch (error) {
+    throw new TemplateTagError(template, line, describe(error), { cause: error })
   }
-  return list as string[]
+  return list
+}
+
+/** An error out of a fragment's body, as the render reports it (see {@link FragmentCache.render}). */
+function bodyFailure(fragment: PreparedFragment, error: unknown): unknown {
+  if (error instanceof FragcacheError) return error
+  const message = `fragcache: the body of fragment "${fragment.name}" failed: ${describe(error)}`
+  return new TemplateTagError(fragment.template, fragment.line, message, { cause: error })
 }

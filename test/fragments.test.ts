@@ -1,6 +1,6 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { FragmentCache, type FragmentCall, sourceDigest } from '../src/fragments.ts'
+import { CACHE_TAG_KEYWORDS, FragmentCache, type FragmentCall, badTtl, cacheTagArguments, sourceDigest } from '../src/fragments.ts'
 import { TemplateTagError, createCache } from '../src/index.ts'
 
 const prepare = suite('FragmentCache.prepare')
@@ -42,7 +42,7 @@ prepare('a repeated call is checked once, but a bad one is always refused with t
   for (const [call, message] of [
     [{ ttl: '300' }, 'fragcache: the TTL of fragment "teaser" must be a number of seconds or null; got "300" (t.njk, line 3)'],
     [{ name: '' }, 'fragcache: the cache tag needs a fragment name; got "" (t.njk, line 3)'],
-    [{ deps: ['has space'] }, 'fragcache: deps of fragment "teaser" must be a list of tags (non-empty strings without spaces); got ["has space"] (t.njk, line 3)'],
+    [{ deps: ['has space'] }, 'fragcache: deps of fragment "teaser": a tag must be a non-empty string of at most 200 characters without whitespace; got "has space" (t.njk, line 3)'],
   ] as [Partial<FragmentCall>, string][]) {
     for (let i = 0; i < 2; i++) {
       try {
@@ -57,3 +57,62 @@ prepare('a repeated call is checked once, but a bad one is always refused with t
 })
 
 prepare.run()
+
+const tagArguments = suite('cacheTagArguments')
+const syntax = (keywordsLast: boolean) => ({ example: '{% cache 300 "sidebar" lang %}', keywordsLast })
+const refuse = (reason: string): never => {
+  throw new Error(reason)
+}
+const input = (value: string) => ({ value })
+const keyword = (name: string, value: string) => ({ keyword: name, value })
+
+tagArguments('is exported, with the one list of keywords', () => {
+  assert.type(cacheTagArguments, 'function')
+  assert.equal([...CACHE_TAG_KEYWORDS], ['deps', 'ttl'])
+})
+
+tagArguments('TTL, name and inputs by position; ttl= takes the place of the first input', () => {
+  assert.equal(cacheTagArguments([input('300'), input('"a"'), input('lang'), input('id')], syntax(true), refuse), {
+    ttl: '300',
+    name: '"a"',
+    inputs: ['lang', 'id'],
+    keywords: {},
+  })
+  assert.equal(cacheTagArguments([input('"a"'), input('lang'), keyword('ttl', '60'), keyword('deps', '["x"]')], syntax(true), refuse), {
+    ttl: '60',
+    name: '"a"',
+    inputs: ['lang'],
+    keywords: { ttl: '60', deps: '["x"]' },
+  })
+})
+
+tagArguments('inputs after a keyword: refused where the syntax puts keywords last, taken where it does not', () => {
+  const items = [input('300'), keyword('deps', '[]'), input('"a"')]
+  assert.throws(() => cacheTagArguments(items, syntax(true), refuse), /^the inputs of the cache tag must come before deps= and ttl=$/)
+  assert.equal(cacheTagArguments(items, syntax(false), refuse), { ttl: '300', name: '"a"', inputs: [], keywords: { deps: '[]' } })
+})
+
+tagArguments('one wording for each mistake, with the engine\'s example', () => {
+  for (const [items, reason] of [
+    [[input('300')], 'the cache tag needs a TTL and a fragment name, as in {% cache 300 "sidebar" lang %} (or ttl=300 "sidebar")'],
+    [[keyword('ttl', '300')], 'the cache tag needs a TTL and a fragment name, as in {% cache 300 "sidebar" lang %} (or ttl=300 "sidebar")'],
+    [[input('300'), input('"a"'), keyword('vary', 'lang')], 'the cache tag takes only deps= and ttl= as keywords; got vary='],
+    [[input('300'), input('"a"'), keyword('', 'lang')], 'the cache tag takes only deps= and ttl= as keywords; got an expression='],
+    [[input('"a"'), keyword('ttl', '1'), keyword('ttl', '2')], 'ttl= is given twice in the cache tag'],
+  ] as [{ keyword?: string; value: string }[], string][]) {
+    for (const keywordsLast of [true, false]) {
+      assert.throws(() => cacheTagArguments(items, syntax(keywordsLast), refuse), (error: Error) => error.message === reason)
+    }
+  }
+})
+
+tagArguments.run()
+
+const ttlWording = suite('badTtl')
+
+ttlWording('the same words with and without the fragment\'s name', () => {
+  assert.is(badTtl('"soon"'), 'the TTL must be a number of seconds or null; got "soon"')
+  assert.is(badTtl('"soon"', 'x'), 'the TTL of fragment "x" must be a number of seconds or null; got "soon"')
+})
+
+ttlWording.run()

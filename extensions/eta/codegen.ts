@@ -1,0 +1,93 @@
+/**
+ * The code the plugin writes into a compiled Eta template: the call that opens a fragment and the code that closes
+ * it, the prelude that finds the runtime, the code that throws a tag's error at render time, and where in the
+ * compiled function a cache tag cannot wait.
+ */
+import { parse as parseScript } from 'acorn'
+import type { ParsedTag } from './tag-grammar.ts'
+
+/** One cache tag found at compile time. */
+export interface TagInfo {
+  line: number
+  /** The tag as written, for messages: `<% cache 300 "sidebar" it.lang %>`. */
+  text: string
+}
+
+// Eta 4 compiles the layout call differently for async and sync templates; plugins are not told which.
+const ASYNC_LAYOUT = '__eta.res = await includeAsync (__eta.layout'
+const SYNC_LAYOUT = '__eta.res = include (__eta.layout'
+const AWAITED_FRAGMENT = /__fragcache_html(\d+)/y
+const AsyncFunction = (async () => {}).constructor as new (...args: string[]) => unknown
+
+/** How Eta compiled a template: to an async function, a sync one, or in a way this plugin does not know. */
+export function compiledAs(fn: string): 'async' | 'sync' | 'unknown' {
+  if (fn.includes(ASYNC_LAYOUT)) return 'async'
+  return fn.includes(SYNC_LAYOUT) ? 'sync' : 'unknown'
+}
+
+/** The code every template with cache tags starts with: finds the runtime of the plugin with id `pluginId`. */
+export function preludeCode(pluginId: number): string {
+  return (
+    `const __fragcache = ((this && this.config && this.config.plugins) || []).find((p) => p != null && p.fragcacheEtaId === ${pluginId})?.fragcacheEtaRuntime;\n` +
+    `if (__fragcache === undefined) throw new Error("fragcache: this template was compiled with the fragcache Eta plugin and must be rendered by the Eta instance that has it");\n`
+  )
+}
+
+/** The code that throws a tag's error at render time, when the template's name is known. */
+export function throwCode(line: number, message: string): string {
+  return `throw __fragcache.tagError(this, options, ${line}, ${JSON.stringify(message)});\n`
+}
+
+/** Wraps a template's code so a ReferenceError for a name declared inside a fragment is explained. */
+export function explainedCode(fn: string, declared: [string, number, string][]): string {
+  return `try {\n${fn}\n} catch (__fragcache_error) { throw __fragcache.explain(this, options, __fragcache_error, ${JSON.stringify(declared)}); }\n`
+}
+
+/**
+ * The code that opens fragment `id`: a call whose last argument is the body, as an async closure writing to a
+ * buffer of its own. The output before the tag is kept aside first: the body may start before the call returns.
+ */
+export function openCode(id: number, info: TagInfo, tag: ParsedTag, digest: string): string {
+  const values = `() => [${tag.ttl}, ${tag.name}, [${tag.inputs.join(', ')}], ${tag.deps}]`
+  return (
+    `{ const __fragcache_before${id} = __eta.res; ` +
+    `const __fragcache_html${id} = __fragcache.run(this, options, ${info.line}, ${JSON.stringify(digest)}, ${JSON.stringify(info.text)}, ${values}, ` +
+    `async () => { __eta.res = ''; try {`
+  )
+}
+
+/** The code that closes fragment `id`: a hit (a string) is appended at once; only a miss (a promise) is awaited. */
+export function closeCode(id: number): string {
+  const html = `__fragcache_html${id}`
+  return (
+    `return __eta.res; } finally { __eta.res = __fragcache_before${id}; } }); ` +
+    `__eta.res = __fragcache_before${id} + (typeof ${html} === 'string' ? ${html} : await ${html}); }`
+  )
+}
+
+/**
+ * The cache tag whose `await` sits in a function that is not async, if any. V8 only says "await is only valid in
+ * async functions" without a position, so on a syntax error acorn finds where it is.
+ */
+export function tagInSyncFunction(code: string, varName: string, tags: readonly TagInfo[]): TagInfo | undefined {
+  try {
+    new AsyncFunction(varName, 'options', code)
+    return undefined
+  } catch (error) {
+    if (!(error instanceof SyntaxError)) return undefined
+  }
+  const head = `(async function (${varName}, options) {\n`
+  try {
+    parseScript(`${head}${code}\n})`, { ecmaVersion: 'latest' })
+  } catch (error) {
+    const pos = (error as { pos?: number }).pos
+    if (typeof pos !== 'number') return undefined
+    // acorn reads `await` as a name outside async functions and stops at what follows it.
+    for (const at of [pos - head.length, code.lastIndexOf('await', pos - head.length) + 'await '.length]) {
+      AWAITED_FRAGMENT.lastIndex = at
+      const match = AWAITED_FRAGMENT.exec(code)
+      if (match) return tags[Number(match[1]) - 1]
+    }
+  }
+  return undefined
+}

@@ -1,0 +1,92 @@
+/**
+ * The runtime compiled Eta templates call: evaluates a tag's values, answers from the cache or renders the body
+ * through the core, and builds the errors that need the template's name (known only at render time).
+ */
+import { relative } from 'node:path'
+import { TemplateTagError, describe } from '../../src/errors.ts'
+import type { FragmentCache } from '../../src/fragments.ts'
+
+/** What `this` is inside a compiled Eta template: the Eta instance (only its config is read). */
+export interface EtaInstance {
+  config?: { views?: string; plugins?: unknown[] }
+}
+
+/** What the compiled template hands over at run time (Eta's `options`). */
+export interface RenderOptions {
+  filepath?: string
+}
+
+/**
+ * Called by compiled templates. Not part of the public API.
+ * @example
+ * ```ts
+ * // generated: const __fragcache_html1 = __fragcache.run(this, options, 3, "digest", "<% cache … %>", () => [300, "sidebar", [it.lang], undefined], async () => …)
+ * ```
+ */
+export class EtaFragmentRuntime {
+  readonly #fragments: FragmentCache
+  readonly #names = new Map<string, string>()
+
+  constructor(fragments: FragmentCache) {
+    this.#fragments = fragments
+  }
+
+  /** The fragment's HTML: from the cache (body not run) or from the body, rendered once per key at a time. */
+  run(
+    eta: EtaInstance | undefined,
+    options: RenderOptions | undefined,
+    line: number,
+    digest: string,
+    text: string,
+    values: () => [unknown, unknown, unknown[], unknown],
+    body: () => Promise<string>,
+  ): string | Promise<string> {
+    const template = this.#templateName(eta, options)
+    let evaluated: [unknown, unknown, unknown[], unknown]
+    try {
+      evaluated = values()
+    } catch (error) {
+      // A Django habit (`cache 300 sidebar`) reads here as a variable: say how to write a name.
+      const hint = error instanceof ReferenceError ? '; the name and inputs are JavaScript expressions, so quote a literal name ("sidebar")' : ''
+      throw new TemplateTagError(template, line, `fragcache: cannot evaluate ${text}: ${describe(error)}${hint}`, { cause: error })
+    }
+    const [ttl, name, inputs, deps] = evaluated
+    const fragment = this.#fragments.prepare({ name, ttl, inputs, deps, digest, template, line })
+    return this.#fragments.peek(fragment) ?? this.#fragments.render(fragment, body)
+  }
+
+  /** The error for a tag that cannot run, with the template's name (known only at render time). */
+  tagError(eta: EtaInstance | undefined, options: RenderOptions | undefined, line: number, message: string): TemplateTagError {
+    return new TemplateTagError(this.#templateName(eta, options), line, message)
+  }
+
+  /** Explains a ReferenceError for a name declared inside a fragment body; any other error passes unchanged. */
+  explain(eta: EtaInstance | undefined, options: RenderOptions | undefined, error: unknown, declared: [string, number, string][]): unknown {
+    let cause: unknown = error
+    for (let depth = 0; depth < 4 && cause instanceof Error; depth++, cause = cause.cause) {
+      const match = cause instanceof ReferenceError ? /^(\S+) is not defined$/.exec(cause.message) : null
+      const found = match && declared.find(([name]) => name === match[1])
+      if (!found) continue
+      const [name, line, text] = found
+      return new TemplateTagError(
+        this.#templateName(eta, options),
+        line,
+        `fragcache: ${name} is not defined outside the fragment that declares it: ${text} turns its body into a function of its own, so a variable declared inside it is not visible after endcache (and is not set at all on a cache hit); declare it before the cache tag instead`,
+        { cause: error },
+      )
+    }
+    return error
+  }
+
+  #templateName(eta: EtaInstance | undefined, options: RenderOptions | undefined): string {
+    const file = options?.filepath
+    if (file === undefined) return 'template string'
+    let name = this.#names.get(file)
+    if (name === undefined) {
+      const views = eta?.config?.views
+      name = views ? relative(views, file) : file
+      this.#names.set(file, name)
+    }
+    return name
+  }
+}
