@@ -17,11 +17,22 @@ const POLL_MS = 20
 
 const running = new Set<ChildProcess>()
 const tempDirs = new Set<string>()
-// A test that fails before its cleanup must not leave nodes (or their files) behind.
-process.on('exit', () => {
+
+function killEverything(): void {
   for (const child of running) child.kill('SIGKILL')
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true })
-})
+}
+
+// A test that fails before its cleanup must not leave nodes (or their files) behind.
+process.on('exit', killEverything)
+// Nor a run stopped by Ctrl-C or a CI timeout, which end the process without 'exit'. The signal is raised again
+// afterwards, so the process still ends as it would have (unless someone else listens for it too).
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    killEverything()
+    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal)
+  })
+}
 
 /** One node of a {@link RedisCluster}. `id` is its cluster node id (stable across restarts: it is in nodes.conf). */
 export interface ClusterNode {
