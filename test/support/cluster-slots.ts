@@ -104,12 +104,24 @@ export function parseClusterNodes(reply: string): NodeView[] {
     })
 }
 
-/** The node serving `slot` in `views`, if any. */
+/**
+ * The node serving `slot` in `views`, if any.
+ * @example
+ * ```ts
+ * ownerOfSlot(parseClusterNodes(reply), slotOf('fragcache:1:c:top'))?.port
+ * ```
+ */
 export function ownerOfSlot(views: readonly NodeView[], slot: number): NodeView | undefined {
   return views.find((view) => view.role === 'master' && view.slots.some(([start, end]) => slot >= start && slot <= end))
 }
 
-/** Parses `CLUSTER INFO` or `INFO` (`field:value` lines). */
+/**
+ * Parses `CLUSTER INFO` or `INFO` (`field:value` lines).
+ * @example
+ * ```ts
+ * parseInfo(await node.call('CLUSTER', 'INFO') as string).get('cluster_state')   // 'ok'
+ * ```
+ */
 export function parseInfo(reply: string): Map<string, string> {
   const fields = new Map<string, string>()
   for (const line of reply.split('\r\n').join('\n').split('\n')) {

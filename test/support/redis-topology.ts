@@ -37,7 +37,13 @@ export function topologiesFrom(value: string | undefined): readonly Topology[] {
   throw new Error(`FRAGCACHE_TEST_TOPOLOGY must be single, cluster or both; got ${JSON.stringify(value)}`)
 }
 
-/** What this run tests on (see {@link topologiesFrom}). */
+/**
+ * What this run tests on (see {@link topologiesFrom}).
+ * @example
+ * ```ts
+ * for (const topology of TOPOLOGIES) suite(`versions :: ${topology}`)
+ * ```
+ */
 export const TOPOLOGIES: readonly Topology[] = topologiesFrom(process.env.FRAGCACHE_TEST_TOPOLOGY)
 
 /**
@@ -47,11 +53,18 @@ export const TOPOLOGIES: readonly Topology[] = topologiesFrom(process.env.FRAGCA
  *   miss; a queued command would only answer after fragcache's timeout anyway.
  * - `slotsRefreshInterval: 1000`: ioredis 5 documents a 5 s default but ships none (no `slotsRefreshInterval` in
  *   `DEFAULT_CLUSTER_OPTIONS`): without it a frozen master keeps its slots in the client's map until a MOVED
- *   arrives, which a frozen node never sends.
+ *   arrives, which a frozen node never sends (bench/cluster-probe.ts: writes to a frozen master's slots land again
+ *   about 3 s after the freeze with it, not within 30 s without).
  * - `scaleReads: 'master'` (ioredis's default, stated): replicas lag, and a read from one could miss a write this
  *   process just made.
  * - `enableAutoPipelining: true` and `redisOptions.maxRetriesPerRequest: 0`, `connectTimeout: 1000`: what
- *   fragcache sets on the client it opens for a URL.
+ *   fragcache sets on the client it opens for a URL. With auto-pipelining on a Cluster, a command whose keys span
+ *   slots is refused by ioredis itself ("All the keys in a pipeline command should belong to the same slot", not a
+ *   CROSSSLOT ReplyError) and takes down every command auto-pipelined with it to the same node in that tick.
+ * @example
+ * ```ts
+ * const cache = createCache({ redis: new Cluster(seeds, cacheClusterOptions), prefix: 'site' })
+ * ```
  */
 export const cacheClusterOptions: ClusterOptions = {
   enableOfflineQueue: false,
