@@ -56,7 +56,7 @@ for (const topology of TOPOLOGIES) {
     await Promise.all([writer.ready(), reader.ready()])
     await writer.set('greeting', 'hello')
     assert.is(await reader.get('greeting'), 'hello')
-    assert.is(reader.stats().redis.hits, 1)
+    assert.is(reader.stats().l2.hits, 1)
     const raw = redis.rawClient()
     assert.is(await raw.exists(writer.keys.build('c', 'greeting')), 1)
   })
