@@ -190,17 +190,20 @@ export class Computations {
         lock = waited.lock
       }
     }
-    let stored = false
+    let landed: Promise<boolean> = Promise.resolve(false)
     try {
       const result = await this.#computeAndStore(fullKey, compute, plan)
-      stored = result.stored
+      landed = result.landed
       return result.computed
     } finally {
-      if (lock !== undefined) {
-        // Not stored: waiters in other processes must not wait for a value that will not land.
-        const released = lock.release(stored).then(() => (stored ? undefined : this.#p.stack.announce([fullKey])))
-        this.#inBackground(released, `releasing the lock of "${fullKey}"`)
-      }
+      // Released once the value is in Redis, so that the waiters it wakes find it. Not stored: they must not wait for
+      // a value that will not land, and the pass keeps the next ones from waiting too.
+      const released = landed.then(async (stored) => {
+        if (lock === undefined) return
+        await lock.release(stored)
+        if (!stored) await this.#p.stack.announce([fullKey])
+      })
+      this.#inBackground(released, `storing "${fullKey}"`)
     }
   }
 
@@ -236,7 +239,12 @@ export class Computations {
     return entry === undefined || isExpired(entry, now) ? undefined : { value: entry.value, deps: entry.deps }
   }
 
-  async #computeAndStore(fullKey: string, compute: () => unknown, plan: ComputePlan): Promise<{ computed: Computed; stored: boolean }> {
+  /**
+   * Runs the compute and stores its value: in the request scope and L1 at once, in Redis in the background (`landed`
+   * resolves when it is there, true, or false for a value not stored), so a miss does not wait a round trip more and
+   * the misses of a page pipeline their writes. `flush()` waits for them.
+   */
+  async #computeAndStore(fullKey: string, compute: () => unknown, plan: ComputePlan): Promise<{ computed: Computed; landed: Promise<boolean> }> {
     const { stats, versions, perf, clock } = this.#p
     stats.computes += 1
     // Versions are read before computing: a bump during the compute leaves the entry already out of date.
@@ -250,15 +258,16 @@ export class Computations {
       stats.computeErrors += 1
       throw error
     }
-    if (plan.store !== undefined && !plan.store(result.value)) return { computed: result, stored: false }
+    const notStored = Promise.resolve(false)
+    if (plan.store !== undefined && !plan.store(result.value)) return { computed: result, landed: notStored }
     if (result.value === undefined) {
       throw new InvalidArgumentError(`fragcache: the compute function for "${fullKey}" returned undefined; return null to cache "nothing"`)
     }
     const lifetime = lifetimeFor(plan.ttl, plan.graceMs, clock())
     const { entry, payload } = makeEntry(fullKey, result.value, lifetime ?? { expiresAt: null }, perf.now() - started, result.deps)
-    if (lifetime === undefined) return { computed: { value: entry.value, deps: entry.deps }, stored: false }
-    await this.#p.stack.store({ key: fullKey, entry, payload })
-    return { computed: { value: entry.value, deps: entry.deps }, stored: true }
+    const computed = { value: entry.value, deps: entry.deps }
+    if (lifetime === undefined) return { computed, landed: notStored }
+    return { computed, landed: this.#p.stack.store({ key: fullKey, entry, payload }).then(() => true) }
   }
 
   #shouldRefreshEarly(entry: Entry, now: number): boolean {
