@@ -190,18 +190,19 @@ export class Computations {
         lock = waited.lock
       }
     }
-    let landed: Promise<boolean> = Promise.resolve(false)
+    // A failed compute: released plainly (one waiter takes the lock next). A value that may not be stored: released as a
+    // pass, so that the next computes of this key do not queue behind one another for a value that never lands.
+    let landed: Promise<boolean | 'failed'> = Promise.resolve('failed')
     try {
       const result = await this.#computeAndStore(fullKey, compute, plan)
       landed = result.landed
       return result.computed
     } finally {
-      // Released once the value is in Redis, so that the waiters it wakes find it. Not stored: they must not wait for
-      // a value that will not land, and the pass keeps the next ones from waiting too.
+      // Released once the value is in Redis, so that the waiters it wakes find it; woken anyway when nothing landed.
       const released = landed.then(async (stored) => {
         if (lock === undefined) return
-        await lock.release(stored)
-        if (!stored) await this.#p.stack.announce([fullKey])
+        await lock.release(stored !== false)
+        if (stored !== true) await this.#p.stack.announce([fullKey])
       })
       this.#inBackground(released, `storing "${fullKey}"`)
     }
@@ -222,7 +223,13 @@ export class Computations {
         stats.lockTimeouts += 1
         return { lock: undefined }
       }
-      await stack.waitForChange(fullKey, Math.min(remaining, ms + 1))
+      const listening = stack.listenForChange(fullKey, Math.min(remaining, ms + 1))
+      const already = await this.#landed(fullKey)
+      if (already !== undefined) {
+        listening.cancel()
+        return already
+      }
+      await listening.changed
       const landed = await this.#landed(fullKey)
       if (landed !== undefined) return landed
       const taken = await locks.acquire(fullKey, options.ttlMs)

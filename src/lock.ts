@@ -52,6 +52,12 @@ export class KeyLocks {
   readonly #keys: KeyBuilder
   readonly #owner = randomUUID()
   #next = 0
+  /**
+   * Locks this process holds, until their release has been answered. Computes of one key in one process are already one
+   * at a time, so a new attempt on a key this process still holds (its last compute's release not yet answered) waits
+   * for that release rather than finding its own lock busy.
+   */
+  readonly #held = new Map<string, Promise<void>>()
 
   constructor(connection: RedisConnection, keys: KeyBuilder) {
     this.#connection = connection
@@ -60,12 +66,23 @@ export class KeyLocks {
 
   /** Tries to take the lock of `fullKey` for `ttlMs` (renewed while held). */
   async acquire(fullKey: string, ttlMs: number): Promise<Acquired> {
+    const previous = this.#held.get(fullKey)
+    if (previous !== undefined) await previous
     const key = this.#keys.build('lock', fullKey)
     const token = `${this.#owner}:${++this.#next}`
     const reply = await this.#connection.run('lock', this.#connection.script(ACQUIRE, [key], [token, ttlMs]))
     if (isUnavailable(reply)) return reply
     const ms = Number(reply)
-    if (ms === -3) return { state: 'held', lock: new HeldLock(this.#connection, key, token, ttlMs) }
+    if (ms === -3) {
+      let released: () => void = () => {}
+      const done = new Promise<void>((resolve) => (released = resolve))
+      this.#held.set(fullKey, done)
+      const lock = new HeldLock(this.#connection, key, token, ttlMs, () => {
+        if (this.#held.get(fullKey) === done) this.#held.delete(fullKey)
+        released()
+      })
+      return { state: 'held', lock }
+    }
     if (ms === -4) return { state: 'pass' }
     // -2: it expired between GET and PTTL; -1 cannot be ours. Either way, try again soon.
     return { state: 'busy', ms: ms > 0 ? ms : 1 }
@@ -85,24 +102,30 @@ export class HeldLock {
   readonly #token: string
   readonly #ttlMs: number
   readonly #renewal: NodeJS.Timeout
+  readonly #released: () => void
 
-  constructor(connection: RedisConnection, key: string, token: string, ttlMs: number) {
+  constructor(connection: RedisConnection, key: string, token: string, ttlMs: number, released: () => void) {
     this.#connection = connection
     this.#key = key
     this.#token = token
     this.#ttlMs = ttlMs
+    this.#released = released
     this.#renewal = setInterval(() => void this.#renew(), Math.max(1, Math.floor(ttlMs / 3)))
     this.#renewal.unref()
   }
 
   /**
-   * Gives the lock up. `stored` false leaves a pass for the lock's TTL: the result could not be stored, so the next
+   * Gives the lock up. `storable` false leaves a pass for the lock's TTL: the result may not be stored, so the next
    * computes of this key should not wait for one another.
    */
-  async release(stored: boolean): Promise<void> {
+  async release(storable: boolean): Promise<void> {
     clearInterval(this.#renewal)
-    const args = stored ? [this.#token, 'release', 0] : [this.#token, PASS, this.#ttlMs]
-    await this.#connection.run('unlock', this.#connection.script(RELEASE, [this.#key], args))
+    const args = storable ? [this.#token, 'release', 0] : [this.#token, PASS, this.#ttlMs]
+    try {
+      await this.#connection.run('unlock', this.#connection.script(RELEASE, [this.#key], args))
+    } finally {
+      this.#released()
+    }
   }
 
   async #renew(): Promise<void> {

@@ -29,6 +29,12 @@ export interface TierStackParts {
   readonly publish: (message: BusMessage) => Promise<void>
 }
 
+/** One GET that concurrent readers of a key share. */
+interface SharedRead {
+  readonly epoch: number
+  readonly remote: Promise<Entry | undefined | Unavailable>
+}
+
 /** When an L2 read started: what judging and back-filling its entry needs. */
 interface L2Read {
   readonly scope: RequestScope | undefined
@@ -59,7 +65,9 @@ export class TierStack {
   #clearEpoch = 0
   /** L2 reads under way; with none, no invalidation needs remembering. */
   #l2Reads = 0
-  /** Callers waiting for another process to store a key (see {@link waitForChange}). */
+  /** L2 reads of one key under way, shared by the callers that ask for it meanwhile. */
+  readonly #reading = new Map<string, SharedRead>()
+  /** Callers waiting for another process to store a key (see {@link listenForChange}). */
   readonly #waiters = new Map<string, Set<() => void>>()
 
   constructor(parts: TierStackParts) {
@@ -78,7 +86,9 @@ export class TierStack {
       }
       if (countMisses) this.#p.stats.miss('request')
     }
-    const entry = this.#trustedL1(fullKey, now)
+    let entry = this.#trustedL1(fullKey, now)
+    // Kept stale within its grace: only the slower path may serve it (when its recompute fails or is slow).
+    if (entry !== undefined && isExpired(entry, now)) entry = undefined
     if (entry !== undefined && entry.deps !== null) {
       const valid = this.#p.versions.check(entry.deps)
       if (valid === false) this.l1.delete(fullKey)
@@ -101,14 +111,28 @@ export class TierStack {
    * within its grace): callers that need a fresh one check `isExpired`.
    */
   async readFar(fullKey: string, scope: RequestScope | undefined, now: number): Promise<Entry | undefined> {
-    const read = this.#startL2Read(scope, now)
+    this.#l2Reads += 1
     try {
-      const remote = this.l2 ? await this.l2.get(fullKey) : undefined
-      const judged = this.#judge(read, fullKey, remote)
+      // Concurrent reads of one key share one GET, judged with the epoch of the first: an invalidation that raced it
+      // keeps every one of them from back-filling L1.
+      let shared = this.#reading.get(fullKey)
+      if (shared === undefined) shared = this.#startShared(fullKey)
+      const judged = this.#judge({ scope, now, epoch: shared.epoch }, fullKey, await shared.remote)
       return judged instanceof Promise ? await judged : judged
     } finally {
       this.#l2ReadDone()
     }
+  }
+
+  #startShared(fullKey: string): SharedRead {
+    const remote = this.l2 ? this.l2.get(fullKey) : Promise.resolve(undefined)
+    const shared: SharedRead = { epoch: this.#epoch, remote }
+    this.#reading.set(fullKey, shared)
+    const done = (): void => {
+      if (this.#reading.get(fullKey) === shared) this.#reading.delete(fullKey)
+    }
+    remote.then(done, done)
+    return shared
   }
 
   /** Several keys through every tier, those beyond L1 in one L2 round trip; entries in the order asked. */
@@ -126,7 +150,8 @@ export class TierStack {
   }
 
   async #readFarMany(fullKeys: readonly string[], scope: RequestScope | undefined, now: number): Promise<(Entry | undefined)[]> {
-    const read = this.#startL2Read(scope, now)
+    this.#l2Reads += 1
+    const read: L2Read = { scope, now, epoch: this.#epoch }
     try {
       const remote = this.l2 ? await this.l2.getMany(fullKeys) : undefined
       // All at once, so the versions every entry needs are read in one round trip.
@@ -209,22 +234,26 @@ export class TierStack {
   }
 
   /**
-   * Resolves when another process says `fullKey` changed (it stored it, or gave up computing it), or after `ms`.
-   * For callers waiting on another process's lock: they re-read when woken.
+   * Starts listening for another process saying `fullKey` changed (it stored it, or gave up computing it): `changed`
+   * resolves then, or after `ms`, or on `cancel()`. For callers waiting on another process's lock, who must listen
+   * before they look (a value that lands between the look and the listening would otherwise be missed).
    */
-  waitForChange(fullKey: string, ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      let waiting = this.#waiters.get(fullKey)
-      if (waiting === undefined) this.#waiters.set(fullKey, (waiting = new Set()))
-      const done = (): void => {
+  listenForChange(fullKey: string, ms: number): { changed: Promise<void>; cancel: () => void } {
+    let waiting = this.#waiters.get(fullKey)
+    if (waiting === undefined) this.#waiters.set(fullKey, (waiting = new Set()))
+    const listeners = waiting
+    let done: () => void = () => {}
+    const changed = new Promise<void>((resolve) => {
+      done = () => {
         clearTimeout(timer)
-        waiting.delete(done)
-        if (waiting.size === 0 && this.#waiters.get(fullKey) === waiting) this.#waiters.delete(fullKey)
+        listeners.delete(done)
+        if (listeners.size === 0 && this.#waiters.get(fullKey) === listeners) this.#waiters.delete(fullKey)
         resolve()
       }
-      const timer = setTimeout(done, ms)
-      waiting.add(done)
     })
+    const timer = setTimeout(done, ms)
+    listeners.add(done)
+    return { changed, cancel: done }
   }
 
   #wake(fullKey: string): void {
@@ -241,11 +270,6 @@ export class TierStack {
     if (slot === undefined) return undefined
     if (!this.#p.busHealthy() && now - slot.storedAt > this.#p.busDownTrustMs && !this.#p.redisDown()) return undefined
     return slot.entry
-  }
-
-  #startL2Read(scope: RequestScope | undefined, now: number): L2Read {
-    this.#l2Reads += 1
-    return { scope, now, epoch: this.#epoch }
   }
 
   /** An L2 read that may back-fill L1 is over: with none left, no invalidation needs remembering. */

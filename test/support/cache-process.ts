@@ -4,7 +4,8 @@
  */
 import { fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { createCache } from '../../src/index.ts'
+import { Redis } from 'ioredis'
+import { type CacheOptions, createCache } from '../../src/index.ts'
 import { patientRedis } from './redis-server.ts'
 
 type Request =
@@ -14,6 +15,13 @@ type Request =
   | { id: number; op: 'bump'; tags: string[] }
   | { id: number; op: 'check'; deps: Record<string, number> }
   | { id: number; op: 'computes' }
+  /**
+   * `count` concurrent getOrSet of `key`, whose compute INCRs `counter` in Redis (so computes are counted across
+   * processes), waits `computeMs` and returns `value:<pid>:<n>`; answers the distinct values its callers got.
+   */
+  | { id: number; op: 'burst'; key: string; count: number; computeMs: number; counter: string }
+  /** A getOrSet of `key` whose compute INCRs `counter` and never finishes (to be killed mid-compute); answers at once. */
+  | { id: number; op: 'hang'; key: string; counter: string }
 
 /** A handle on the child process. */
 export interface CacheProcess {
@@ -21,9 +29,9 @@ export interface CacheProcess {
   close(): Promise<void>
 }
 
-/** Forks a process holding `createCache({ redis: url, prefix })`, ready when it resolves. */
-export async function startCacheProcess(url: string, prefix: string): Promise<CacheProcess> {
-  const child = fork(fileURLToPath(import.meta.url), [url, prefix], { execArgv: ['--import', 'tsx'], stdio: 'inherit' })
+/** Forks a process holding `createCache({ redis: url, prefix, ...options })`, ready when it resolves. */
+export async function startCacheProcess(url: string, prefix: string, options: Partial<CacheOptions> = {}): Promise<CacheProcess & { pid: number; kill(): Promise<void> }> {
+  const child = fork(fileURLToPath(import.meta.url), [url, prefix, JSON.stringify(options)], { execArgv: ['--import', 'tsx'], stdio: 'inherit' })
   const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>()
   let next = 0
   child.on('message', (message: { id: number; result?: unknown; error?: string; ready?: boolean }) => {
@@ -33,7 +41,14 @@ export async function startCacheProcess(url: string, prefix: string): Promise<Ca
     if (message.error !== undefined) pending.reject(new Error(message.error))
     else pending.resolve(message.result)
   })
-  const handle: CacheProcess = {
+  const handle: CacheProcess & { pid: number; kill(): Promise<void> } = {
+    pid: child.pid ?? 0,
+    kill: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      const exited = new Promise((r) => child.once('exit', r))
+      child.kill('SIGKILL')
+      await exited
+    },
     call: (request) =>
       new Promise((resolve, reject) => {
         const id = ++next
@@ -41,6 +56,7 @@ export async function startCacheProcess(url: string, prefix: string): Promise<Ca
         child.send({ ...request, id })
       }),
     close: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return
       const exited = new Promise((r) => child.once('exit', r))
       child.kill('SIGTERM')
       await exited
@@ -51,7 +67,10 @@ export async function startCacheProcess(url: string, prefix: string): Promise<Ca
 }
 
 if (process.send && process.argv[2] && process.argv[3]) {
-  const cache = createCache({ redis: process.argv[2], prefix: process.argv[3], ...patientRedis, logger: { warn: () => {}, error: () => {} } })
+  const options = JSON.parse(process.argv[4] ?? '{}') as Partial<CacheOptions>
+  const url = process.argv[2]
+  const cache = createCache({ redis: url, prefix: process.argv[3], ...patientRedis, logger: { warn: () => {}, error: () => {} }, ...options })
+  const raw = new Redis(url, { maxRetriesPerRequest: 1 })
   const ready = cache.ready()
   let computes = 0
   process.on('message', async (request: Request) => {
@@ -64,13 +83,32 @@ if (process.send && process.argv[2] && process.argv[3]) {
       else if (request.op === 'set') result = await cache.set(request.key, request.value)
       else if (request.op === 'bump') result = await cache.versions.bump(...request.tags)
       else if (request.op === 'check') result = cache.versions.check(request.deps) ?? null
-      else result = computes
+      else if (request.op === 'burst') {
+        const { key, count, computeMs, counter } = request
+        const compute = async () => {
+          const n = await raw.incr(counter)
+          await new Promise((r) => setTimeout(r, computeMs))
+          return `value:${process.pid}:${n}`
+        }
+        const values = await Promise.all(Array.from({ length: count }, () => cache.getOrSet(key, compute)))
+        result = [...new Set(values)]
+      } else if (request.op === 'hang') {
+        const { key, counter } = request
+        void cache.getOrSet(key, async () => {
+          await raw.incr(counter)
+          return new Promise<string>(() => {})
+        })
+        // Answer once the compute is under way (it INCRs first), so the parent can kill it mid-compute.
+        while (Number(await raw.get(counter)) === 0) await new Promise((r) => setTimeout(r, 5))
+        result = null
+      } else result = computes
       process.send?.({ id: request.id, result: result ?? null })
     } catch (error) {
       process.send?.({ id: request.id, error: (error as Error).message })
     }
   })
   process.on('SIGTERM', () => {
+    raw.disconnect()
     void cache.close().finally(() => process.exit(0))
   })
 }
