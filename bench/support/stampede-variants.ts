@@ -36,7 +36,8 @@ export function unknownOptionOf(error: unknown): string | undefined {
 }
 
 /**
- * Which of the stampede options this fragcache accepts: each is tried alone on a memory-only cache.
+ * Which of the stampede options this fragcache knows: each is tried alone on a memory-only cache, and is known unless
+ * `createCache` names it as unknown.
  * @example
  * ```ts
  * await knownStampedeOptions(createCache) // Set {} before the lead's change lands; Set { 'lock', 'grace', 'softTimeoutMs' } after
@@ -49,7 +50,8 @@ export async function knownStampedeOptions(create: (options: CacheOptions) => Ti
       await create(asCacheOptions({ [name]: value })).close()
       known.add(name)
     } catch (error) {
-      if (unknownOptionOf(error) !== name) throw error
+      // Refused for another reason (a value or a combination it does not take alone): the option exists.
+      if (unknownOptionOf(error) !== name) known.add(name)
     }
   }
   return known
