@@ -10,7 +10,7 @@ import { type Answered, type LoadResult, runLoad } from '../support/http-load.ts
 import { median, percentile } from '../support/measure.ts'
 import { formatMs, formatRatio } from '../support/report.ts'
 import type { Figure, Section } from '../support/stampede-report.ts'
-import { type Variant, type VariantId, l2Timeouts } from '../support/stampede-variants.ts'
+import { type Variant, type VariantId, l2Timeouts, newerCounter } from '../support/stampede-variants.ts'
 
 export interface DemoSettings {
   readonly workers: number
@@ -40,6 +40,7 @@ interface ColdTrial {
   renders: number
   failed: number
   maxMs: number
+  counted: Counted
 }
 
 interface Counted {
@@ -47,6 +48,9 @@ interface Counted {
   errors: number
   outages: number
   computes: number
+  lockWaits: number | undefined
+  lockTimeouts: number | undefined
+  staleServes: number | undefined
 }
 
 interface DemoRun {
@@ -111,9 +115,10 @@ async function runDemo(variant: Variant, settings: DemoSettings, progress: (line
 
 /** One cold page asked by `concurrent` connections at once, one request each; renders counted across workers. */
 async function coldTrial(demo: DemoCluster, path: string, concurrent: number, renders: (counters: BenchCounters[]) => number): Promise<ColdTrial> {
-  const before = renders(await demo.counters())
+  const before = await demo.counters()
   const http = await runLoad({ base: demo.base, paths: [path], connections: concurrent, amount: concurrent })
-  return { renders: renders(await demo.counters()) - before, failed: http.errors + http.non2xx, maxMs: http.maxMs }
+  const after = await demo.counters()
+  return { renders: renders(after) - renders(before), failed: http.errors + http.non2xx, maxMs: http.maxMs, counted: countedBetween(before, after) }
 }
 
 /** Times the view rendered: for a guest GET, a MISS or a BYPASS of the page cache. */
@@ -141,7 +146,15 @@ function countedBetween(before: BenchCounters[], after: BenchCounters[]): Counte
     errors: delta((c) => c.stats.l2.errors) ?? 0,
     outages: delta((c) => c.stats.l2.outages) ?? 0,
     computes: delta((c) => c.stats.computes) ?? 0,
+    lockWaits: delta((c) => newerCounter(c.stats, 'lockWaits')),
+    lockTimeouts: delta((c) => newerCounter(c.stats, 'lockTimeouts')),
+    staleServes: delta((c) => newerCounter(c.stats, 'staleServes')),
   }
+}
+
+/** A counter a fragcache may not have yet. */
+function maybe(value: number | undefined): string {
+  return value === undefined ? 'not counted yet' : String(value)
 }
 
 function coldSection(runs: Map<VariantId, DemoRun>, variants: readonly Variant[], settings: DemoSettings): Section {
@@ -168,6 +181,12 @@ function coldSection(runs: Map<VariantId, DemoRun>, variants: readonly Variant[]
       row('per-view page: renders per trial', (run) => spread(run.pages.map((t) => t.renders)), '1'),
       row('fragment: renders per trial', (run) => spread(run.fragments.map((t) => t.renders)), '1'),
       row('slowest response (median of trials), page / fragment', (run) => `${formatMs(median(run.pages.map((t) => t.maxMs)))} / ${formatMs(median(run.fragments.map((t) => t.maxMs)))}`),
+      row('lock waits / lock waits that timed out, all trials', (run) => {
+        const trials = [...run.pages, ...run.fragments]
+        const total = (pick: (c: Counted) => number | undefined) =>
+          trials.some((t) => pick(t.counted) === undefined) ? undefined : trials.reduce((n, t) => n + (pick(t.counted) ?? 0), 0)
+        return `${maybe(total((c) => c.lockWaits))} / ${maybe(total((c) => c.lockTimeouts))}`
+      }),
       row('failed responses (errors + non-2xx), all trials', (run) => String([...run.pages, ...run.fragments].reduce((n, t) => n + t.failed, 0)), '0'),
     ],
     targets: [
@@ -193,13 +212,16 @@ function loadSection(runs: Map<VariantId, DemoRun>, settings: DemoSettings): Sec
       `The same cluster, after the cold trials: autocannon over ${CACHED_PATHS.length} cached pages (articles, categories, home, both engines) ` +
       `for ${settings.loadSeconds} s. Redis figures summed over the workers' stats() (before/after).`,
     figures: [
-      row('l2.timeouts', (run) => (run.load.counted.timeouts === undefined ? 'not counted yet' : String(run.load.counted.timeouts)), '0'),
+      row('l2.timeouts', (run) => maybe(run.load.counted.timeouts), '0'),
       row('l2.errors', (run) => String(run.load.counted.errors), '0'),
       row('l2.outages', (run) => String(run.load.counted.outages), '0'),
       row('computes (renders of cached parts)', (run) => String(run.load.counted.computes)),
+      row('lock waits / lock waits that timed out', (run) => `${maybe(run.load.counted.lockWaits)} / ${maybe(run.load.counted.lockTimeouts)}`),
+      row('stale serves', (run) => maybe(run.load.counted.staleServes)),
       row('requests', (run) => String(run.load.http.requests)),
       row('p99 latency', (run) => formatMs(run.load.http.p99Ms)),
       row('max latency', (run) => formatMs(run.load.http.maxMs)),
+      row('responses slower than 1 s', (run) => String(run.load.http.answered.filter((a) => a.ms >= 1000).length)),
       row('failed requests (errors + timeouts + non-2xx)', (run) => String(run.load.http.errors + run.load.http.non2xx)),
     ],
     targets: [

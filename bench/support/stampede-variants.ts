@@ -96,3 +96,9 @@ export function l2Timeouts(stats: CacheStatsSnapshot): number | undefined {
   const timeouts = (stats.l2 as unknown as Record<string, unknown>).timeouts
   return typeof timeouts === 'number' ? timeouts : undefined
 }
+
+/** A counter of `stats()` that only a newer fragcache has (`lockWaits`, `lockTimeouts`, `staleServes`); undefined before. */
+export function newerCounter(stats: CacheStatsSnapshot, name: 'lockWaits' | 'lockTimeouts' | 'staleServes'): number | undefined {
+  const value = (stats as unknown as Record<string, unknown>)[name]
+  return typeof value === 'number' ? value : undefined
+}
