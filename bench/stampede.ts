@@ -6,7 +6,8 @@
 // - concurrent misses of one key: GETs sent to Redis;
 // - the demo site with several workers: a cold page and a cold fragment hit at once (renders across workers), a load
 //   run with no fault, and Redis killed under load.
-// Until the new options land, the "new defaults" column says "not available yet" (createCache rejects them).
+// Until the new options land, the "new defaults" column says "not available yet" (createCache rejects them). Both
+// columns run this checkout's code: what is not an option (how timeouts are measured, misses coalesced) is the same in both.
 // Everything runs on private redis-servers on free loopback ports. Figures are medians over trials or rounds.
 //
 // Env: TRIALS (10, cross-process trials), ROUNDS (3, hot key, busy loop, coalescing), PROCESSES (4), CONCURRENT (500),
@@ -76,6 +77,7 @@ async function main(): Promise<void> {
     `stampede options this fragcache knows: ${known.size === 0 ? 'none (lock, grace, softTimeoutMs are rejected as unknown)' : [...known].join(', ')}; ` +
       `columns: ${variants.map((v) => `${v.label}${v.available ? '' : ' (not available yet)'}`).join(' | ')}`,
   )
+  console.log('both columns run this checkout: only lock and grace differ; what is not an option is the same in both')
   const progress = (line: string) => console.log(`  … ${line} (${((performance.now() - started) / 1000).toFixed(0)} s)`)
   const sections: Section[] = []
 
