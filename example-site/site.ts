@@ -5,6 +5,7 @@ import express, { type ErrorRequestHandler, type Express } from 'express'
 import { invalidatePath, requestScope } from '../src/express.ts'
 import type { TieredCache } from '../src/index.ts'
 import { ArticleRepository } from './articles.ts'
+import { benchCounters } from './bench-counters.ts'
 import { cacheStatsPage } from './cache-stats-page.ts'
 import { DEFAULT_DB_FILE, SEED_DIR, openDatabase } from './db.ts'
 import { ENGINES, createRenderers } from './engines.ts'
@@ -125,6 +126,9 @@ export async function createSite(options: SiteOptions): Promise<Site> {
     await invalidatePath(cache, prefix)
     res.redirect(303, '/_cache')
   })
+
+  // Renders counted across worker processes by bench:stampede; off unless asked for.
+  if (process.env.FRAGCACHE_BENCH === '1') app.get('/_bench/counters', benchCounters({ cache, renderers, pages }))
 
   app.use(function notFound(_req, res) {
     res.status(404).type('text').send('Not found: the demo lives under /nunjucks/ and /eta/')

@@ -1,4 +1,4 @@
-import { createCache } from '../src/index.ts'
+import { createCacheWithEnvOptions } from './cache-env-options.ts'
 import { type Site, createSite } from './site.ts'
 
 /** What `npm start` and each cluster worker read from the environment. */
@@ -39,7 +39,8 @@ export function startOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Start
  * ```
  */
 export async function startSite(options: StartOptions): Promise<{ site: Site; url: string }> {
-  const cache = createCache({ prefix: 'fragcache-demo', redis: options.redisUrl })
+  // CACHE_LOCK, CACHE_GRACE and CACHE_SOFT_TIMEOUT_MS, for bench:stampede.
+  const cache = createCacheWithEnvOptions({ prefix: 'fragcache-demo', redis: options.redisUrl })
   if (options.redisUrl) {
     try {
       await cache.ready()
