@@ -1,5 +1,5 @@
 import express, { type Request, type RequestHandler, type Router } from 'express'
-import { cachePage } from '../src/express.ts'
+import { cachePage } from '../src/express/index.ts'
 import type { TieredCache } from '../src/index.ts'
 import type { Article, ArticleRepository } from './articles.ts'
 import type { EngineName, Renderers } from './engines.ts'

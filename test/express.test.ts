@@ -3,7 +3,7 @@ import express, { type Express, type NextFunction, type Request, type Response }
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { type TieredCache, createCache, tryGetRequestScope } from '../src/index.ts'
-import { cachePage, cacheSite, invalidatePath, requestScope } from '../src/express.ts'
+import { cachePage, cacheSite, invalidatePath, requestScope } from '../src/express/index.ts'
 import { RedisServer, eventually } from './support/redis-server.ts'
 import { thrownMessage } from './support/assertions.ts'
 import { call, callWithHost, withServer } from './support/http.ts'

@@ -1,3 +1,4 @@
+// The options of the page cache: their types, defaults, and the checks that run before any request.
 import type { Request } from 'express'
 import { InvalidArgumentError, describeValue } from '../errors.ts'
 import { checkKnownOptions } from '../options.ts'

@@ -1,3 +1,4 @@
+// The key of a page (path, normalised query, host, vary values) and the path tags that `invalidatePath` bumps.
 import type { Request } from 'express'
 import { InvalidArgumentError } from '../errors.ts'
 import { stableHash } from '../keys.ts'
