@@ -1,8 +1,9 @@
 // `fragcache/express`: the middleware factories (request scope, page and site cache) and path invalidation.
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
+import { checkKnownOptions } from '../options.ts'
 import { runInRequestScope } from '../request-scope.ts'
 import type { TieredCache } from '../tiered-cache.ts'
-import { type PageCacheOptions, checkCache, checkKnown, optionalFunction } from './options.ts'
+import { type PageCacheOptions, checkCache, optionalFunction } from './options.ts'
 import { createPageHandler } from './page-cache.ts'
 import { prefixTag } from './page-key.ts'
 
@@ -31,7 +32,7 @@ export interface RequestScopeMiddlewareOptions {
  */
 export function requestScope(cache: TieredCache, options: RequestScopeMiddlewareOptions = {}): RequestHandler {
   checkCache(cache, 'requestScope')
-  checkKnown(options, ['forceRefresh'], 'requestScope')
+  checkKnownOptions(options, ['forceRefresh'], 'requestScope')
   const forceRefresh = optionalFunction(options.forceRefresh, 'forceRefresh', 'requestScope')
   return function fragcacheRequestScope(req: Request, _res: Response, next: NextFunction): void {
     let force = false

@@ -70,7 +70,7 @@ export function checkCache(cache: unknown, where: string): asserts cache is Tier
  * @throws InvalidArgumentError naming the first bad option.
  */
 export function checkPageOptions(cache: TieredCache, options: PageCacheOptions, where: string): ResolvedPageOptions {
-  checkKnown(options, KNOWN, where)
+  checkKnownOptions(options, KNOWN, where)
   const vary = list(options.vary, 'vary', where).map((entry): { cookie: string } | { header: string } => {
     const text = typeof entry === 'string' ? entry.trim() : entry
     const lower = typeof text === 'string' ? text.toLowerCase() : text
@@ -142,11 +142,6 @@ export function optionalFunction<T>(value: T | undefined, name: string, where: s
     throw new InvalidArgumentError(`fragcache: ${where}: ${name} must be a function; got ${describeValue(value)}`)
   }
   return value
-}
-
-/** Checks that an option is an object of known names. */
-export function checkKnown(options: unknown, known: readonly string[], where: string): void {
-  checkKnownOptions(options, known, where)
 }
 
 function list(value: unknown, name: string, where: string): unknown[] {
