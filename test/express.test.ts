@@ -6,7 +6,7 @@ import { type TieredCache, createCache, tryGetRequestScope } from '../src/index.
 import { cachePage, cacheSite, invalidatePath, requestScope } from '../src/express/index.ts'
 import { RedisServer, eventually } from './support/redis-server.ts'
 import { thrownMessage } from './support/assertions.ts'
-import { call, callWithHost, withServer } from './support/http.ts'
+import { type Reply, call, callWithHost, withServer } from './support/http.ts'
 
 /** An app with the request scope in front, and a render counter per path. */
 function appWith(cache: TieredCache): { app: Express; renders: Map<string, number>; count(req: Request): number } {
@@ -19,6 +19,48 @@ function appWith(cache: TieredCache): { app: Express; renders: Map<string, numbe
     return n
   }
   return { app, renders, count }
+}
+
+/**
+ * `n` identical GETs through `cachePage`, held in front of it until every one has arrived and then let go together
+ * (the burst a loaded server sees): how many times the handler ran, and what each request got.
+ */
+async function crowd(
+  cache: TieredCache,
+  n: number,
+  view = (res: Response, render: number): void => {
+    res.send(`crowd #${render}`)
+  },
+): Promise<{ renders: number; replies: Reply[] }> {
+  const app = express()
+  let arrived = 0
+  let allArrived: () => void = () => {}
+  const everyoneHere = new Promise<void>((resolve) => (allArrived = resolve))
+  app.use(async (_req, _res, next) => {
+    if (++arrived === n) allArrived()
+    await everyoneHere
+    next()
+  })
+  app.use(requestScope(cache))
+  let renders = 0
+  app.get('/crowd', cachePage(cache), (_req, res) => view(res, ++renders))
+  return withServer(app, async (base) => {
+    const replies = await Promise.all(Array.from({ length: n }, () => call(`${base}/crowd`)))
+    return { renders, replies }
+  })
+}
+
+/** Asserts that a {@link crowd} of 200 was rendered once and every request got that render. */
+function assertRenderedOnce({ renders, replies }: { renders: number; replies: Reply[] }): void {
+  assert.is(renders, 1, 'the handler ran once')
+  assert.equal(
+    replies.map((r) => `${r.status} ${r.body}`),
+    Array(200).fill('200 crowd #1'),
+  )
+  assert.equal(
+    replies.map((r) => r.cache).sort(),
+    ['HIT', 'MISS'].flatMap((state) => Array(state === 'HIT' ? 199 : 1).fill(state)),
+  )
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -521,6 +563,21 @@ pageSuite('single flight :: identical requests during a render wait for it and s
   })
 })
 
+pageSuite('single flight :: 200 concurrent identical requests run the handler once (memory only)', async () => {
+  assertRenderedOnce(await crowd(createCache(), 200))
+})
+
+pageSuite('single flight :: requests that waited for a render that set a cookie are rendered each for itself', async () => {
+  const { renders, replies } = await crowd(createCache(), 5, (res, render) => {
+    res.cookie('visit', String(render)).send(`cookie #${render}`)
+  })
+  assert.is(renders, 5)
+  assert.equal(
+    replies.map((r) => `${r.cache} ${r.body} ${r.headers.get('set-cookie')}`).sort(),
+    [1, 2, 3, 4, 5].map((render) => `BYPASS cookie #${render} visit=${render}; Path=/`),
+  )
+})
+
 pageSuite('errors :: a handler error reaches the error handler, and nothing is stored', async () => {
   const cache = createCache()
   const { app, count } = appWith(cache)
@@ -850,6 +907,10 @@ redisSuite('cross-process :: invalidatePath from another cache instance clears t
       assert.equal([shared.cache, shared.body], ['HIT', '/t/6/bracket #1'])
     })
   })
+})
+
+redisSuite('single flight :: 200 concurrent identical requests run the handler once (with Redis)', async () => {
+  assertRenderedOnce(await crowd(await redisCache('crowd'), 200))
 })
 
 redisSuite('outage :: pages still render when Redis stops', async () => {

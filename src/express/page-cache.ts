@@ -6,18 +6,16 @@ import type { TieredCache } from '../tiered-cache.ts'
 import { type CacheState, markDelivery, sendCaptured, sendStored, since } from './deliver.ts'
 import { type PageCacheOptions, type ResolvedPageOptions, checkCache, checkPageOptions } from './options.ts'
 import { type PageKey, PageKeys, requestCookies } from './page-key.ts'
-import { type CapturedResponse, type ResponseMethods, type ResponseTap, methodsOf, tapResponse } from './response-tap.ts'
-import { type StorePolicy, type StoredPage, readyPage, snapshotHeaders, toStoredPage, unstorableReason } from './stored-page.ts'
+import { type CapturedResponse, type ResponseMethods, type ResponseTap, tapResponse } from './response-tap.ts'
+import { type ReadyPage, type StorePolicy, type StoredPage, readyPage, snapshotHeaders, toStoredPage, unstorableReason } from './stored-page.ts'
 
 /** The request handler of one page cache; `cachePage` and `cacheSite` wrap it in functions of their own name. */
 export type PageHandler = (req: Request, res: Response, next: NextFunction) => void
 
-/** Renders identical requests once: by cache, by full key, the page being rendered (undefined if it is not stored). */
-const rendering = new WeakMap<TieredCache, Map<string, Promise<StoredPage | undefined>>>()
 /** Marks a request a page cache already handles, so a nested one passes it on instead of waiting for itself. */
 const HANDLED = Symbol('fragcache.pageCache')
 
-/** What the page's compute returns when the response may not be stored; carries what was rendered, when whole. */
+/** What a render returns when the response may not be stored; carries what was rendered, when whole. */
 class PageNotStored {
   constructor(readonly captured: CapturedResponse | undefined) {}
 }
@@ -28,9 +26,11 @@ interface PageContext {
   readonly cache: TieredCache
   readonly o: ResolvedPageOptions
   readonly policy: StorePolicy
-  readonly inflight: Map<string, Promise<StoredPage | undefined>>
   readonly keys: PageKeys
 }
+
+/** Passes the request on to the view, with the `X-Cache` state and `Server-Timing` to answer with (if known yet). */
+type HandOver = (state: CacheState, timing: string | undefined) => void
 
 /**
  * The handler of one page cache, its options checked up front.
@@ -40,11 +40,8 @@ export function createPageHandler(cache: TieredCache, options: PageCacheOptions,
   checkCache(cache, where)
   const o = checkPageOptions(cache, options, where)
   const keyed = new Set([...o.varyHeaders, ...(o.varyCookies.length > 0 ? ['cookie'] : [])])
-  let inflight = rendering.get(cache)
-  if (inflight === undefined) rendering.set(cache, (inflight = new Map()))
-  const policy: StorePolicy = { statuses: o.statuses, keyedHeaders: keyed }
-  const context: PageContext = { cache, o, policy, inflight, keys: new PageKeys(cache, o) }
-  return (req: Request, res: Response, next: NextFunction): void => {
+  const context: PageContext = { cache, o, policy: { statuses: o.statuses, keyedHeaders: keyed }, keys: new PageKeys(cache, o) }
+  return (req, res, next) => {
     const marked = req as Request & { [HANDLED]?: true }
     if (marked[HANDLED]) {
       next()
@@ -82,17 +79,14 @@ function cacheableKey(context: PageContext, req: Request): PageKey | undefined {
 
 /**
  * The hit that needs no waiting: the page is in L1 (or this request's scope) with its deps known to be current.
- * Writes it out and returns true; false when only the asynchronous path can tell (or a refresh is forced).
+ * Writes it out and returns true; false when only the asynchronous path can tell (`peekByKey` answers nothing under
+ * a forced refresh).
  */
 function serveNear(context: PageContext, req: Request, res: Response, key: PageKey, started: number): boolean {
-  const head = req.method === 'HEAD'
-  if (!head && tryGetRequestScope()?.forceRefresh === true) return false
   const found = context.cache.peekByKey(key.fullKey)
   const ready = found === undefined ? undefined : readyPage(found.value)
   if (ready === undefined) return false
-  const timing = `cache;desc=hit;dur=${since(started)}`
-  const delivery = { ifNoneMatch: header(req, 'if-none-match'), head, now: context.o.clock(), state: 'HIT' as const, timing }
-  sendStored(res, res as unknown as ResponseMethods, ready, delivery)
+  sendHit(context, req, res, ready, started)
   return true
 }
 
@@ -108,97 +102,120 @@ async function servePage(
   key: PageKey | undefined,
   started: number,
 ): Promise<void> {
-  const { cache, o } = context
   let handedOver = false
-  const handOver = (state: CacheState, timing: string | undefined): void => {
+  const handOver: HandOver = (state, timing) => {
     if (timing !== undefined) markDelivery(res, state, timing)
     handedOver = true
     next()
   }
   try {
-    if (key === undefined) return handOver('BYPASS', 'cache;desc=bypass')
-    const method = req.method
-    const deps = o.deps?.(req) ?? []
-    const ifNoneMatch = header(req, 'if-none-match')
-    const delivery = { ifNoneMatch, head: method === 'HEAD' }
-
-    if (method === 'HEAD' || tryGetRequestScope()?.forceRefresh !== true) {
-      const found = await cache.get(key.name, undefined, { namespace: 'view', inputs: key.inputs })
-      const stored = readyPage(found)
-      const running = stored === undefined ? context.inflight.get(key.fullKey) : undefined
-      const ready = stored ?? readyPage(await running)
-      if (ready !== undefined) {
-        return sendStored(res, methodsOf(res), ready, { ...delivery, now: o.clock(), state: 'HIT', timing: `cache;desc=hit;dur=${since(started)}` })
-      }
-      // HEAD has no body to store; a GET render in flight that was not stored will not be either.
-      if (method === 'HEAD') return handOver('MISS', `cache;desc=miss;dur=${since(started)}`)
-      if (running !== undefined) return handOver('BYPASS', `cache;desc=bypass;dur=${since(started)}`)
-    }
-    await renderPage(context, req, res, { key, deps, delivery, started, handOver: () => handOver('MISS', undefined) })
+    if (key === undefined) handOver('BYPASS', 'cache;desc=bypass')
+    else if (req.method === 'HEAD') await serveHead(context, req, res, key, started, handOver)
+    else await serveGet(context, req, res, key, started, handOver)
   } catch (error) {
     if (!handedOver) next(error)
     else if (!res.headersSent) res.destroy(error as Error)
   }
 }
 
-interface RenderRequest {
-  readonly key: PageKey
-  readonly deps: readonly string[]
-  readonly delivery: { ifNoneMatch: string | undefined; head: boolean }
-  readonly started: number
-  readonly handOver: () => void
+/** HEAD is answered from a stored page and never rendered into one (it has no body to store): else the view answers. */
+async function serveHead(context: PageContext, req: Request, res: Response, key: PageKey, started: number, handOver: HandOver): Promise<void> {
+  const ready = readyPage(await context.cache.getByKey(key.fullKey))
+  if (ready === undefined) handOver('MISS', `cache;desc=miss;dur=${since(started)}`)
+  else sendHit(context, req, res, ready, started)
 }
 
 /**
- * The miss: runs the rest of the chain as the compute of `getOrSetByKey`, so that every fragment rendered into the
- * page records its deps into the page's entry, holding the response back until it ends; stores it when it may be,
- * and writes it out either way.
+ * A GET the near tiers could not answer. `getOrSetByKey` reads the far tier, then either joins the render of this
+ * key already under way in this process or starts this request's own: the cache's single-flight, whose check and
+ * claim have no `await` between them, so a burst of identical requests renders once. Under a forced refresh the
+ * cache starts this request's render whatever is stored or under way.
  */
-async function renderPage(context: PageContext, req: Request, res: Response, r: RenderRequest): Promise<void> {
-  const { cache, o, policy, inflight } = context
-  const lookup = since(r.started)
-  const before = snapshotHeaders(res.getHeaders())
-  let tap: ResponseTap | undefined
-  let renderMs = '0'
-  // The view must not answer conditional requests itself: the page cache owns the ETag and the 304.
-  const restoreConditionals = hideConditionals(req)
-  const computed = cache.getOrSetByKey(
-    r.key.fullKey,
-    async () => {
-      const renderStarted = performance.now()
-      tap = tapResponse(res, o.maxBodyBytes, () => {
-        restoreConditionals()
-        markDelivery(res, 'BYPASS', `cache;desc=miss;dur=${lookup}, render;dur=${since(renderStarted)}`)
-      })
-      r.handOver()
-      const captured = await tap.done.catch(() => undefined)
-      renderMs = since(renderStarted)
-      if (captured === undefined || unstorableReason(captured, before, policy) !== undefined) return new PageNotStored(captured)
-      return toStoredPage(captured, before, o.clock())
-    },
-    { ttl: o.ttl, deps: [...r.key.tags, ...r.deps], force: true, store: storeOnlyPages },
-  )
-  const shared = computed.then(
-    (page) => (page instanceof PageNotStored ? undefined : (page as StoredPage)),
-    () => undefined,
-  )
-  inflight.set(r.key.fullKey, shared)
-  void shared.then(() => {
-    if (inflight.get(r.key.fullKey) === shared) inflight.delete(r.key.fullKey)
+async function serveGet(context: PageContext, req: Request, res: Response, key: PageKey, started: number, handOver: HandOver): Promise<void> {
+  const { cache, o } = context
+  const render = new OwnRender(context, req, res, started, handOver)
+  const page = await cache.getOrSetByKey(key.fullKey, render.run, {
+    ttl: o.ttl,
+    deps: [...key.tags, ...(o.deps?.(req) ?? [])],
+    store: storeOnlyPages,
+    // The render answers this request: it must never be started in the background for a request answered already.
+    earlyRefresh: false,
   })
-  let page: unknown
-  try {
-    page = await computed
-  } finally {
-    restoreConditionals()
+  if (render.ran) return render.deliver(page)
+  const ready = readyPage(page)
+  if (ready !== undefined) return sendHit(context, req, res, ready, started)
+  // Another request's render that could not be stored (it set a cookie, say): this request is rendered for itself.
+  handOver('BYPASS', `cache;desc=bypass;dur=${since(started)}`)
+}
+
+/** A stored page written out as a hit (no tap on the response: its own methods write). */
+function sendHit(context: PageContext, req: Request, res: Response, ready: ReadyPage, started: number): void {
+  const timing = `cache;desc=hit;dur=${since(started)}`
+  const delivery = { ifNoneMatch: header(req, 'if-none-match'), head: req.method === 'HEAD', now: context.o.clock(), state: 'HIT' as const, timing }
+  sendStored(res, res as unknown as ResponseMethods, ready, delivery)
+}
+
+/**
+ * This request's own render: the compute of the page's entry hands the request to the view, holding its response
+ * back until it ends, so that every fragment rendered into the page records its deps into the page's entry; then
+ * the response is judged (stored or not) and written out either way.
+ */
+class OwnRender {
+  /** True once the cache has run {@link run}: this request's view renders the page. */
+  ran = false
+  #tap: ResponseTap | undefined
+  #timing = ''
+  readonly #context: PageContext
+  readonly #req: Request
+  readonly #res: Response
+  readonly #started: number
+  readonly #handOver: HandOver
+  /** Read before the view runs: the view must not answer conditional requests itself (the page cache owns the ETag and the 304). */
+  readonly #ifNoneMatch: string | undefined
+
+  constructor(context: PageContext, req: Request, res: Response, started: number, handOver: HandOver) {
+    this.#context = context
+    this.#req = req
+    this.#res = res
+    this.#started = started
+    this.#handOver = handOver
+    this.#ifNoneMatch = header(req, 'if-none-match')
   }
-  const timing = `cache;desc=miss;dur=${lookup}, render;dur=${renderMs}`
-  const ready = page instanceof PageNotStored ? undefined : readyPage(page)
-  if (ready !== undefined) {
-    sendStored(res, (tap as ResponseTap).original, ready, { ...r.delivery, now: o.clock(), state: 'MISS', timing })
-  } else if (page instanceof PageNotStored && page.captured !== undefined && tap !== undefined) {
-    // Without a whole capture the response already streamed through (too large) or the client left.
-    sendCaptured(res, tap.original, page.captured, timing, r.delivery.ifNoneMatch)
+
+  /** The compute of the page's entry: the view's response, ready to store, or why it may not be. */
+  readonly run = async (): Promise<StoredPage | PageNotStored> => {
+    this.ran = true
+    const { o, policy } = this.#context
+    const res = this.#res
+    const lookup = since(this.#started)
+    const before = snapshotHeaders(res.getHeaders())
+    const restoreConditionals = hideConditionals(this.#req)
+    const renderStarted = performance.now()
+    const tap = tapResponse(res, o.maxBodyBytes, () => {
+      restoreConditionals()
+      markDelivery(res, 'BYPASS', `cache;desc=miss;dur=${lookup}, render;dur=${since(renderStarted)}`)
+    })
+    this.#tap = tap
+    this.#handOver('MISS', undefined)
+    const captured = await tap.done.catch(() => undefined)
+    restoreConditionals()
+    this.#timing = `cache;desc=miss;dur=${lookup}, render;dur=${since(renderStarted)}`
+    if (captured === undefined || unstorableReason(captured, before, policy) !== undefined) return new PageNotStored(captured)
+    return toStoredPage(captured, before, o.clock())
+  }
+
+  /** Writes out what {@link run} rendered, as stored (`MISS`) or as the view wrote it (`BYPASS`). */
+  deliver(page: unknown): void {
+    const tap = this.#tap as ResponseTap
+    if (page instanceof PageNotStored) {
+      // Without a whole capture the response already streamed through (too large) or the client left.
+      if (page.captured !== undefined) sendCaptured(this.#res, tap.original, page.captured, this.#timing, this.#ifNoneMatch)
+      return
+    }
+    const ready = readyPage(page)
+    if (ready === undefined) return
+    const delivery = { ifNoneMatch: this.#ifNoneMatch, head: false, now: this.#context.o.clock(), state: 'MISS' as const, timing: this.#timing }
+    sendStored(this.#res, tap.original, ready, delivery)
   }
 }
 

@@ -12,10 +12,7 @@ const MAX_TAG = 200
 
 /** Where a page is stored, and the path tags that invalidate it. */
 export interface PageKey {
-  /** The readable part: `GET:/tournaments/5/bracket`. */
-  readonly name: string
-  /** Hashed into the key: host (when allowed), full path, normalised query, vary values. */
-  readonly inputs: readonly unknown[]
+  /** `GET:/tournaments/5/bracket` kept readable, then a hash of the host, full path, normalised query and vary values. */
   readonly fullKey: string
   readonly tags: readonly string[]
 }
@@ -68,9 +65,8 @@ function keyFrom(
   o: ResolvedPageOptions,
 ): PageKey {
   const { path, host, tags } = where
-  const name = `GET:${path}`
   const inputs = [host, path, normalisedQuery(req, o.ignoreQuery), vary]
-  return { name, inputs, fullKey: cache.keys.build('view', name, inputs), tags }
+  return { fullKey: cache.keys.build('view', `GET:${path}`, inputs), tags }
 }
 
 /** The values of the `vary` headers and cookies of a request, by `header` and `cookie:NAME`. */
