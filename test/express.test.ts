@@ -4,7 +4,8 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { type TieredCache, createCache, tryGetRequestScope } from '../src/index.ts'
 import { cachePage, cacheSite, invalidatePath, requestScope } from '../src/express/index.ts'
-import { RedisServer, eventually } from './support/redis-server.ts'
+import { eventually } from './support/redis-server.ts'
+import { suiteRedis } from './support/redis-suite.ts'
 import { thrownMessage } from './support/assertions.ts'
 import { type Reply, call, callWithHost, withServer } from './support/http.ts'
 
@@ -871,28 +872,11 @@ invalidateSuite.run()
 
 // ---------------------------------------------------------------------------------------------------------------
 const redisSuite = suite('cachePage with Redis')
-let redis: RedisServer
-const caches: TieredCache[] = []
-
-redisSuite.before(async () => {
-  redis = await RedisServer.start()
-})
-
-redisSuite.after(async () => {
-  await Promise.all(caches.map((c) => c.close()))
-  await redis.stop()
-})
-
-async function redisCache(prefix: string): Promise<TieredCache> {
-  const cache = createCache({ redis: redis.url, prefix, logger: { warn: () => {}, error: () => {} } })
-  caches.push(cache)
-  await cache.ready()
-  return cache
-}
+const redis = suiteRedis(redisSuite)
 
 redisSuite('cross-process :: invalidatePath from another cache instance clears the pages of this one', async () => {
-  const web = await redisCache('xp')
-  const worker = await redisCache('xp')
+  const web = await redis.cache('xp')
+  const worker = await redis.cache('xp')
   const { app } = pathApp(web)
   await withServer(app, async (base) => {
     for (const path of ['/t/5/bracket', '/t/6/bracket']) await call(`${base}${path}`)
@@ -910,15 +894,15 @@ redisSuite('cross-process :: invalidatePath from another cache instance clears t
 })
 
 redisSuite('single flight :: 200 concurrent identical requests run the handler once (with Redis)', async () => {
-  assertRenderedOnce(await crowd(await redisCache('crowd'), 200))
+  assertRenderedOnce(await crowd(await redis.cache('crowd'), 200))
 })
 
 redisSuite('outage :: pages still render when Redis stops', async () => {
-  const cache = await redisCache('outage')
+  const cache = await redis.cache('outage')
   const { app } = pathApp(cache)
   await withServer(app, async (base) => {
     assert.is((await call(`${base}/down/1`)).cache, 'MISS')
-    await redis.stop()
+    await redis.server.stop()
     const cached = await call(`${base}/down/1`)
     assert.equal([cached.status, cached.body], [200, '/down/1 #1'])
     const fresh = await call(`${base}/down/2`)
