@@ -264,10 +264,10 @@ pageSuite('vary :: one entry per Accept-Language, and the response says Vary', a
 pageSuite('vary :: on a cookie; a session cookie varied on explicitly is cached per session', async () => {
   const cache = createCache()
   const { app, count } = appWith(cache)
-  app.get('/lang', cachePage(cache, { vary: ['cookie:lang'] }), (req, res) => {
+  app.get('/lang', cachePage(cache, { vary: ['cookie:lang'], ignoreCookies: ['theme'] }), (req, res) => {
     res.send(`${/lang=fr/.test(req.get('cookie') ?? '') ? 'fr' : 'en'} #${count(req)}`)
   })
-  app.get('/mine', cachePage(cache, { vary: ['cookie:sid'], sessionCookies: ['sid'] }), (req, res) => {
+  app.get('/mine', cachePage(cache, { vary: ['cookie:sid'] }), (req, res) => {
     res.send(`for ${req.get('cookie')} #${count(req)}`)
   })
   await withServer(app, async (base) => {
@@ -306,17 +306,18 @@ pageSuite('host :: a host in allowedHosts is part of the key; a forged one bypas
   })
 })
 
-pageSuite('host :: without allowedHosts the host is not part of the key', async () => {
+pageSuite('host :: without allowedHosts the host is still part of the key: each host gets the page rendered for it', async () => {
   const cache = createCache()
   const { app, count } = appWith(cache)
   app.get('/plain', cachePage(cache), (req, res) => {
-    res.send(`plain #${count(req)}`)
+    res.send(`plain for ${req.get('host')} #${count(req)}`)
   })
   await withServer(app, async (base) => {
     const a = await callWithHost(`${base}/plain`, 'a.test')
     const b = await callWithHost(`${base}/plain`, 'b.test')
-    assert.equal([a.cache, b.cache], ['MISS', 'HIT'])
-    assert.is(b.body, 'plain #1')
+    const aAgain = await callWithHost(`${base}/plain`, 'a.test')
+    assert.equal([a.cache, b.cache, aAgain.cache], ['MISS', 'MISS', 'HIT'])
+    assert.equal([b.body, aAgain.body], ['plain for b.test #2', 'plain for a.test #1'])
   })
 })
 
@@ -379,8 +380,8 @@ pageSuite('bypass :: an Authorization header, a session cookie, a POST; none of 
   const handler = (req: Request, res: Response): void => {
     res.send(`${req.get('authorization') ?? req.get('cookie') ?? 'anonymous'} #${count(req)}`)
   }
-  app.get('/dash', cachePage(cache, { sessionCookies: ['sid'] }), handler)
-  app.post('/dash', cachePage(cache, { sessionCookies: ['sid'] }), handler)
+  app.get('/dash', cachePage(cache, { ignoreCookies: ['theme'] }), handler)
+  app.post('/dash', cachePage(cache, { ignoreCookies: ['theme'] }), handler)
   await withServer(app, async (base) => {
     const url = `${base}/dash`
     assert.is((await call(url)).body, 'anonymous #1')
@@ -742,7 +743,7 @@ pageSuite('options :: validated up front with exact messages', () => {
   )
   assert.is(
     thrownMessage(() => cachePage(cache, { tll: 5 } as never)),
-    'fragcache: cachePage: unknown option "tll"; known options are ttl, vary, deps, statuses, allowedHosts, sessionCookies, maxBodyBytes, ignoreQuery, skip',
+    'fragcache: cachePage: unknown option "tll"; known options are ttl, vary, deps, statuses, allowedHosts, ignoreCookies, query, ignoreQuery, maxBodyBytes, skip',
   )
   assert.is(thrownMessage(() => cachePage(cache, { ttl: '60' as never })), 'fragcache: cachePage: ttl must be a number of seconds or null; got "60"')
   assert.is(
@@ -759,7 +760,21 @@ pageSuite('options :: validated up front with exact messages', () => {
   )
   assert.is(thrownMessage(() => cachePage(cache, { maxBodyBytes: 0 })), 'fragcache: cachePage: maxBodyBytes must be a positive integer; got 0')
   assert.is(thrownMessage(() => cachePage(cache, { deps: ['article'] as never })), 'fragcache: cachePage: deps must be a function; got an array')
-  assert.is(thrownMessage(() => cachePage(cache, { sessionCookies: 'sid' as never })), 'fragcache: cachePage: sessionCookies must be an array; got "sid"')
+  assert.is(
+    thrownMessage(() => cachePage(cache, { sessionCookies: ['sid'] } as never)),
+    'fragcache: cachePage: sessionCookies was replaced: a request with any cookie bypasses the page cache, unless every cookie it carries is named in ignoreCookies (left out of the key) or in vary as "cookie:NAME" (part of the key)',
+  )
+  assert.is(thrownMessage(() => cachePage(cache, { ignoreCookies: '_ga' as never })), 'fragcache: cachePage: ignoreCookies must be an array; got "_ga"')
+  assert.is(thrownMessage(() => cachePage(cache, { ignoreCookies: ['_ga;'] })), 'fragcache: cachePage: ignoreCookies must be cookie names; got "_ga;"')
+  assert.is(
+    thrownMessage(() => cachePage(cache, { ignoreCookies: ['lang'], vary: ['cookie:lang'] })),
+    'fragcache: cachePage: "lang" is in both ignoreCookies (left out of the key) and vary (part of it)',
+  )
+  assert.is(thrownMessage(() => cachePage(cache, { query: [''] })), 'fragcache: cachePage: query must be query parameter names; got ""')
+  assert.is(
+    thrownMessage(() => cachePage(cache, { query: ['page', 'ref'], ignoreQuery: ['ref'] })),
+    'fragcache: cachePage: "ref" is in both ignoreQuery (left out of the key) and query (part of it)',
+  )
 })
 
 pageSuite.run()
@@ -884,10 +899,10 @@ redisSuite('cross-process :: invalidatePath from another cache instance clears t
     await invalidatePath(worker, '/t/5/')
     await eventually(async () => (await call(`${base}/t/5/bracket`)).cache === 'MISS', 5000, 'the page to be invalidated')
     assert.is((await call(`${base}/t/6/bracket`)).cache, 'HIT')
-    // the page stored by one process is served by the other
+    // the page stored by one process is served by the other (behind one address, as a load balancer sends it)
     const { app: otherApp } = pathApp(worker)
     await withServer(otherApp, async (otherBase) => {
-      const shared = await call(`${otherBase}/t/6/bracket`)
+      const shared = await callWithHost(`${otherBase}/t/6/bracket`, new URL(base).host)
       assert.equal([shared.cache, shared.body], ['HIT', '/t/6/bracket #1'])
     })
   })

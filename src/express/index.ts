@@ -47,11 +47,13 @@ export function requestScope(cache: TieredCache, options: RequestScopeMiddleware
 }
 
 /**
- * Caches whole responses of one route (Django's `cache_page`), safe by default. The key is the method, the path
- * (kept readable), the query with parameter order ignored, and the `vary` headers and cookies, hashed. Only GET and
- * HEAD of anonymous requests are served from it, and only 200s (or `statuses`) that set no cookie and are not
- * `private`/`no-store` are stored, with the data versions every fragment rendered into the page recorded, so a
- * `versions.bump` of any of them, or an {@link invalidatePath} above the page's path, invalidates it.
+ * Caches whole responses of one route (Django's `cache_page`), safe by default. The key is the path (kept readable),
+ * then, hashed, the host, the query as Express reads it (the order of names ignored), and the `vary` headers and
+ * cookies. Like Varnish's built-in rule, only GET and HEAD requests without a cookie (but those named in
+ * `ignoreCookies` or `vary`) or an `Authorization` header use it; so does only a query Express reads whole, of
+ * names in `query` when that is set. Only 200s (or `statuses`) that set no cookie and are not `private`/`no-store`
+ * are stored, with the data versions every fragment rendered into the page recorded, so a `versions.bump` of any of
+ * them, or an {@link invalidatePath} above the page's path, invalidates it.
  *
  * Responses say `X-Cache: HIT|MISS|BYPASS`, `Age` and `Server-Timing`; stored pages carry an `ETag` and answer a
  * matching `If-None-Match` with a 304. Identical requests arriving during a render wait for it and share it.
@@ -59,7 +61,7 @@ export function requestScope(cache: TieredCache, options: RequestScopeMiddleware
  * @example
  * ```ts
  * import { cachePage } from 'fragcache/express'
- * app.get('/articles', cachePage(cache, { ttl: 300, vary: ['accept-language', 'cookie:lang'], deps: () => ['article'] }), listArticles)
+ * app.get('/articles', cachePage(cache, { ttl: 300, vary: ['accept-language', 'cookie:lang'], ignoreCookies: ['_ga'], query: ['page'], deps: () => ['article'] }), listArticles)
  * ```
  */
 export function cachePage(cache: TieredCache, options: PageCacheOptions = {}): RequestHandler {
@@ -70,8 +72,9 @@ export function cachePage(cache: TieredCache, options: PageCacheOptions = {}): R
 }
 
 /**
- * {@link cachePage} for every route mounted after it (Django's site-wide cache middleware): anonymous GET and HEAD
- * requests are served from the cache, everything else (and anything signed in, or setting a cookie) passes through.
+ * {@link cachePage} for every route mounted after it (Django's site-wide cache middleware): GET and HEAD requests
+ * without cookies or credentials are served from the cache; everything else (any other method, a request with a
+ * cookie, a response setting one) passes through.
  * A route that has its own `cachePage` inside is cached once, by the outer one.
  *
  * @example

@@ -5,7 +5,8 @@ import { runInRequestScope, tryGetRequestScope } from '../request-scope.ts'
 import type { TieredCache } from '../tiered-cache.ts'
 import { type CacheState, markDelivery, sendCaptured, sendStored, since } from './deliver.ts'
 import { type PageCacheOptions, type ResolvedPageOptions, checkCache, checkPageOptions } from './options.ts'
-import { type PageKey, PageKeys, requestCookies } from './page-key.ts'
+import { type PageKey, PageKeys } from './page-key.ts'
+import { mayUseSharedCache } from './request-policy.ts'
 import { type CapturedResponse, type ResponseMethods, type ResponseTap, tapResponse } from './response-tap.ts'
 import { type ReadyPage, type StorePolicy, type StoredPage, readyPage, snapshotHeaders, toStoredPage, unstorableReason } from './stored-page.ts'
 
@@ -67,14 +68,9 @@ export function createPageHandler(cache: TieredCache, options: PageCacheOptions,
   }
 }
 
-/** The page's key, or undefined when the request bypasses the cache (method, skip, host, credentials, range, depth). */
+/** The page's key, or undefined when the request bypasses the cache (see {@link mayUseSharedCache} and {@link PageKeys.of}). */
 function cacheableKey(context: PageContext, req: Request): PageKey | undefined {
-  const { o } = context
-  const method = req.method
-  if ((method !== 'GET' && method !== 'HEAD') || o.skip?.(req) === true) return undefined
-  const host = allowedHost(req, o)
-  if (host === false || signedIn(req, o) || req.headers.range !== undefined) return undefined
-  return context.keys.of(req, host)
+  return mayUseSharedCache(req, context.o) ? context.keys.of(req) : undefined
 }
 
 /**
@@ -217,24 +213,6 @@ class OwnRender {
     const delivery = { ifNoneMatch: this.#ifNoneMatch, head: false, now: this.#context.o.clock(), state: 'MISS' as const, timing: this.#timing }
     sendStored(this.#res, tap.original, ready, delivery)
   }
-}
-
-/** The host for the key: null when hosts are not part of it, false when this one is not allowed. */
-function allowedHost(req: Request, o: ResolvedPageOptions): string | null | false {
-  if (o.allowedHosts === undefined) return null
-  const host = (req.hostname ?? '').toLowerCase()
-  return o.allowedHosts.has(host) ? host : false
-}
-
-/** True when the request carries credentials the page does not explicitly vary on. */
-function signedIn(req: Request, o: ResolvedPageOptions): boolean {
-  if (req.headers.authorization !== undefined && !o.varyHeaders.includes('authorization')) return true
-  const header = req.headers.cookie
-  if (o.varyAllCookies || o.sessionCookies.length === 0 || header === undefined) return false
-  // A cookie's name is in the header as it is: without any of the names there, no parsing is needed.
-  if (!o.sessionCookies.some((name) => header.includes(name))) return false
-  const cookies = requestCookies(req)
-  return o.sessionCookies.some((name) => cookies.has(name) && !o.varyCookies.includes(name))
 }
 
 function header(req: Request, name: string): string | undefined {
