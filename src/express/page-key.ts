@@ -39,6 +39,8 @@ export function requestPath(req: Request): string {
  */
 export function requestHost(req: Request): string {
   const sent = req.headers.host ?? ''
+  // Without the header Express's req.host is the Host header, and asking it costs more than the rest of a key.
+  if (req.headers['x-forwarded-host'] === undefined) return sent
   const seen = (req.host as string | undefined) ?? ''
   // A header value never holds a line feed: the two cannot run together.
   return seen === sent ? sent : `${seen}\n${sent}`
@@ -93,8 +95,9 @@ export class PageKeys {
   readonly #o: ResolvedPageOptions
   /** Host and URL alone tell requests apart when the key has no vary values. */
   readonly #noVary: boolean
-  /** By signature: the key, or null for a URL that cannot be cached. */
-  readonly #known = new Map<string, PageKey | null>()
+  /** By host, then by the rest of the signature: the key, or null for a URL that cannot be cached. */
+  readonly #known = new Map<string, Map<string, PageKey | null>>()
+  #size = 0
 
   constructor(cache: TieredCache, o: ResolvedPageOptions) {
     this.#cache = cache
@@ -110,14 +113,21 @@ export class PageKeys {
     const url = req.originalUrl ?? req.url ?? '/'
     const host = requestHost(req)
     const vary = this.#noVary ? undefined : varyValues(req, this.#o)
-    // Within one page cache every signature has the same shape (same vary names); neither part holds a line feed.
-    const signature = vary === undefined ? `${host}\n${url}` : JSON.stringify([url, host, vary])
-    const known = this.#known.get(signature)
+    // Within one page cache every signature has the same shape (same vary names). Host and URL are looked up apart:
+    // hashing the two costs less than joining them into one string to hash.
+    const signature = vary === undefined ? url : JSON.stringify([url, vary])
+    const known = this.#known.get(host)?.get(signature)
     if (known !== undefined) return known ?? undefined
     const key = keyFrom(this.#cache, url, requestPath(req), host, vary ?? {}, this.#o) ?? null
-    if (signature.length <= MAX_MEMO_SIGNATURE) {
-      if (this.#known.size >= MAX_MEMO_ENTRIES) this.#known.clear()
-      this.#known.set(signature, key)
+    if (signature.length + host.length <= MAX_MEMO_SIGNATURE) {
+      if (this.#size >= MAX_MEMO_ENTRIES) {
+        this.#known.clear()
+        this.#size = 0
+      }
+      let byHost = this.#known.get(host)
+      if (byHost === undefined) this.#known.set(host, (byHost = new Map()))
+      byHost.set(signature, key)
+      this.#size += 1
     }
     return key ?? undefined
   }
