@@ -580,6 +580,26 @@ pageSuite('single flight :: requests that waited for a render that set a cookie 
   )
 })
 
+pageSuite('grace :: a cache with grace and a soft timeout still has the request that renders a page send its own render', async () => {
+  let now = 1_700_000_000_000
+  const cache = createCache({ clock: () => now, grace: 600, softTimeoutMs: 1, earlyRefresh: 0 })
+  const { app, count } = appWith(cache)
+  app.get('/slow-again', cachePage(cache, { ttl: 60 }), async (req, res) => {
+    const n = count(req)
+    // Slower than the soft timeout: a stale page must not be written out while this view is still writing.
+    if (n > 1) await new Promise((resolve) => setTimeout(resolve, 20))
+    res.send(`slow again #${n}`)
+  })
+  await withServer(app, async (base) => {
+    assert.is((await call(`${base}/slow-again`)).body, 'slow again #1')
+    now += 61_000
+    const again = await call(`${base}/slow-again`)
+    assert.equal([again.status, again.cache, again.body, again.headers.get('age')], [200, 'MISS', 'slow again #2', '0'])
+    const hit = await call(`${base}/slow-again`)
+    assert.equal([hit.cache, hit.body], ['HIT', 'slow again #2'])
+  })
+})
+
 pageSuite('errors :: a handler error reaches the error handler, and nothing is stored', async () => {
   const cache = createCache()
   const { app, count } = appWith(cache)

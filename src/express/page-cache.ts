@@ -124,8 +124,9 @@ async function serveHead(context: PageContext, req: Request, res: Response, key:
 /**
  * A GET the near tiers could not answer. `getOrSetByKey` reads the far tier, then either joins the render of this
  * key already under way in this process or starts this request's own: the cache's single-flight, whose check and
- * claim have no `await` between them, so a burst of identical requests renders once. Under a forced refresh the
- * cache starts this request's render whatever is stored or under way.
+ * claim have no `await` between them, so a burst of identical requests renders once. With Redis, the cache's lock
+ * makes that one render across processes (the others wait for it, or render themselves after the lock's wait).
+ * Under a forced refresh the cache starts this request's render whatever is stored or under way.
  */
 async function serveGet(context: PageContext, req: Request, res: Response, key: PageKey, started: number, handOver: HandOver): Promise<void> {
   const { cache, o } = context
@@ -134,8 +135,11 @@ async function serveGet(context: PageContext, req: Request, res: Response, key: 
     ttl: o.ttl,
     deps: [...key.tags, ...(o.deps?.(req) ?? [])],
     store: storeOnlyPages,
-    // The render answers this request: it must never be started in the background for a request answered already.
+    // The render answers this request: it must never be started in the background for a request answered already,
+    // nor outlive a soft timeout that answers with a stale page while the view still writes. Without grace no page
+    // is ever stale, so the cache's softTimeoutMs never applies to one.
     earlyRefresh: false,
+    grace: 0,
   })
   if (render.ran) return render.deliver(page)
   const ready = readyPage(page)
