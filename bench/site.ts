@@ -66,7 +66,7 @@ async function serve(upstreamDelayMs: number): Promise<void> {
     import('express'),
     import('apicache'),
     import('../src/index.ts'),
-    import('../src/express.ts'),
+    import('../src/express/index.ts'),
     import('../example-site/site.ts'),
   ])
   const cache = createCache({ prefix: 'bench-site' })

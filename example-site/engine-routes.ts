@@ -1,5 +1,5 @@
 import express, { type Request, type RequestHandler, type Router } from 'express'
-import { cachePage } from '../src/express.ts'
+import { cachePage } from '../src/express/index.ts'
 import type { TieredCache } from '../src/index.ts'
 import type { Article, ArticleRepository } from './articles.ts'
 import type { EngineName, Renderers } from './engines.ts'
@@ -80,10 +80,10 @@ export function engineRoutes(options: EngineRoutesOptions): Router {
     await render(res, 'not-found', { ...data, title: data.t.notFound }, 404)
   }
 
-  // Per-view caching is for guests only: a signed-in visitor's page shows their header, so the fake-login
-  // cookie is a session cookie to cachePage — such a request is neither stored nor served from a stored page.
+  // Per-view caching is for guests only: a signed-in visitor's page shows their header. Guests carry no cookie, and
+  // cachePage never serves or stores a request with a cookie it was not told about, such as the fake-login one.
   const guestPageCache = (ttl: number, deps: (req: Request) => string[]): RequestHandler =>
-    cachePage(cache, { ttl, vary: ['accept-language'], deps, sessionCookies: [USER_COOKIE] })
+    cachePage(cache, { ttl, vary: ['accept-language'], deps })
 
   router.get('/', async (req, res) => {
     const data = common(req)

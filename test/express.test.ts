@@ -1,63 +1,13 @@
 import { hash } from 'node:crypto'
-import { type Server, request as httpRequest } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import express, { type Express, type NextFunction, type Request, type Response } from 'express'
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { type TieredCache, createCache, tryGetRequestScope } from '../src/index.ts'
-import { cachePage, cacheSite, invalidatePath, requestScope } from '../src/express.ts'
-import { RedisServer, eventually } from './support/redis-server.ts'
+import { cachePage, cacheSite, invalidatePath, requestScope } from '../src/express/index.ts'
+import { eventually } from './support/redis-server.ts'
+import { suiteRedis } from './support/redis-suite.ts'
 import { thrownMessage } from './support/assertions.ts'
-
-/** A running app on a free loopback port. */
-interface Running {
-  url: string
-  close(): Promise<void>
-}
-
-async function listen(app: Express): Promise<Running> {
-  const server = await new Promise<Server>((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s))
-  })
-  const { port } = server.address() as AddressInfo
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections()
-        server.close(() => resolve())
-      }),
-  }
-}
-
-interface Reply {
-  status: number
-  headers: Headers
-  body: string
-  bytes: Buffer
-  cache: string | null
-}
-
-async function call(url: string, init: RequestInit = {}): Promise<Reply> {
-  const res = await fetch(url, init)
-  const bytes = Buffer.from(await res.arrayBuffer())
-  return { status: res.status, headers: res.headers, body: bytes.toString('utf8'), bytes, cache: res.headers.get('x-cache') }
-}
-
-/** A request with a Host header of our choosing (fetch always sends the real one). */
-function callWithHost(url: string, host: string): Promise<{ status: number; body: string; cache: string | undefined }> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { headers: { host } }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (chunk: Buffer) => chunks.push(chunk))
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString(), cache: res.headers['x-cache'] as string | undefined }),
-      )
-    })
-    req.on('error', reject)
-    req.end()
-  })
-}
+import { type Reply, call, callWithHost, withServer } from './support/http.ts'
 
 /** An app with the request scope in front, and a render counter per path. */
 function appWith(cache: TieredCache): { app: Express; renders: Map<string, number>; count(req: Request): number } {
@@ -70,6 +20,48 @@ function appWith(cache: TieredCache): { app: Express; renders: Map<string, numbe
     return n
   }
   return { app, renders, count }
+}
+
+/**
+ * `n` identical GETs through `cachePage`, held in front of it until every one has arrived and then let go together
+ * (the burst a loaded server sees): how many times the handler ran, and what each request got.
+ */
+async function crowd(
+  cache: TieredCache,
+  n: number,
+  view = (res: Response, render: number): void => {
+    res.send(`crowd #${render}`)
+  },
+): Promise<{ renders: number; replies: Reply[] }> {
+  const app = express()
+  let arrived = 0
+  let allArrived: () => void = () => {}
+  const everyoneHere = new Promise<void>((resolve) => (allArrived = resolve))
+  app.use(async (_req, _res, next) => {
+    if (++arrived === n) allArrived()
+    await everyoneHere
+    next()
+  })
+  app.use(requestScope(cache))
+  let renders = 0
+  app.get('/crowd', cachePage(cache), (_req, res) => view(res, ++renders))
+  return withServer(app, async (base) => {
+    const replies = await Promise.all(Array.from({ length: n }, () => call(`${base}/crowd`)))
+    return { renders, replies }
+  })
+}
+
+/** Asserts that a {@link crowd} of 200 was rendered once and every request got that render. */
+function assertRenderedOnce({ renders, replies }: { renders: number; replies: Reply[] }): void {
+  assert.is(renders, 1, 'the handler ran once')
+  assert.equal(
+    replies.map((r) => `${r.status} ${r.body}`),
+    Array(200).fill('200 crowd #1'),
+  )
+  assert.equal(
+    replies.map((r) => r.cache).sort(),
+    ['HIT', 'MISS'].flatMap((state) => Array(state === 'HIT' ? 199 : 1).fill(state)),
+  )
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -95,12 +87,9 @@ scopeSuite('scope :: covers the async handler and a callback-style render', asyn
       res.send(`${first !== undefined} ${first === afterAwait} ${first === inCallback}`)
     })
   })
-  const server = await listen(app)
-  try {
-    assert.is((await call(server.url)).body, 'true true true')
-  } finally {
-    await server.close()
-  }
+  await withServer(app, async (base) => {
+    assert.is((await call(base)).body, 'true true true')
+  })
 })
 
 scopeSuite('scope :: one scope per request, forceRefresh decided per request', async () => {
@@ -113,15 +102,12 @@ scopeSuite('scope :: one scope per request, forceRefresh decided per request', a
     if (scope) seen.add(scope)
     res.send(String(scope?.forceRefresh))
   })
-  const server = await listen(app)
-  try {
-    assert.is((await call(server.url)).body, 'false')
-    assert.is((await call(`${server.url}/?refresh=1`)).body, 'false')
-    assert.is((await call(`${server.url}/?refresh=1`, { headers: { 'x-staff': 'yes' } })).body, 'true')
+  await withServer(app, async (base) => {
+    assert.is((await call(base)).body, 'false')
+    assert.is((await call(`${base}/?refresh=1`)).body, 'false')
+    assert.is((await call(`${base}/?refresh=1`, { headers: { 'x-staff': 'yes' } })).body, 'true')
     assert.is(seen.size, 3)
-  } finally {
-    await server.close()
-  }
+  })
 })
 
 scopeSuite('scope :: an error in forceRefresh goes to the error handler', async () => {
@@ -136,14 +122,11 @@ scopeSuite('scope :: an error in forceRefresh goes to the error handler', async 
   )
   app.get('/', (_req, res) => res.send('never'))
   app.use((error: Error, _req: Request, res: Response, _next: NextFunction) => res.status(500).send(`caught: ${error.message}`))
-  const server = await listen(app)
-  try {
-    const reply = await call(server.url)
+  await withServer(app, async (base) => {
+    const reply = await call(base)
     assert.is(reply.status, 500)
     assert.is(reply.body, 'caught: no staff list')
-  } finally {
-    await server.close()
-  }
+  })
 })
 
 scopeSuite('options :: validated up front', () => {
@@ -173,10 +156,9 @@ pageSuite('hit :: the second GET is replayed: same status, headers and body, X-C
   app.get('/articles', cachePage(cache, { ttl: 300 }), (req, res) => {
     res.set('X-Custom', 'kept').type('html').send(`<h1>articles</h1> render ${count(req)}`)
   })
-  const server = await listen(app)
-  try {
-    const miss = await call(`${server.url}/articles`)
-    const hit = await call(`${server.url}/articles`)
+  await withServer(app, async (base) => {
+    const miss = await call(`${base}/articles`)
+    const hit = await call(`${base}/articles`)
     assert.is(miss.cache, 'MISS')
     assert.is(hit.cache, 'HIT')
     assert.is(miss.body, '<h1>articles</h1> render 1')
@@ -189,9 +171,7 @@ pageSuite('hit :: the second GET is replayed: same status, headers and body, X-C
     const etag = `"${hash('sha1', miss.bytes, 'base64url')}"`
     assert.is(miss.headers.get('etag'), etag)
     assert.is(hit.headers.get('etag'), etag)
-  } finally {
-    await server.close()
-  }
+  })
 })
 
 pageSuite('body :: Buffers and string encodings are replayed byte for byte', async () => {
@@ -205,19 +185,16 @@ pageSuite('body :: Buffers and string encodings are replayed byte for byte', asy
     res.write(new Uint8Array([1, 2, 3]))
     res.end('aGk=', 'base64')
   })
-  const server = await listen(app)
-  try {
+  await withServer(app, async (base) => {
     const expected = Buffer.concat([Buffer.from([0xff, 0x00, 0xfe]), Buffer.from('héllo', 'latin1'), Buffer.from([1, 2, 3]), Buffer.from('hi')])
-    const miss = await call(`${server.url}/bytes`)
-    const hit = await call(`${server.url}/bytes`)
+    const miss = await call(`${base}/bytes`)
+    const hit = await call(`${base}/bytes`)
     assert.is(miss.cache, 'MISS')
     assert.is(hit.cache, 'HIT')
     assert.ok(miss.bytes.equals(expected), 'the miss sends every byte')
     assert.ok(hit.bytes.equals(expected), 'the hit replays every byte')
     assert.is(hit.headers.get('content-length'), String(expected.length))
-  } finally {
-    await server.close()
-  }
+  })
 })
 
 pageSuite('HEAD :: after a GET it is a hit without a body; a HEAD first stores nothing', async () => {
@@ -229,27 +206,24 @@ pageSuite('HEAD :: after a GET it is a hit without a body; a HEAD first stores n
   app.get('/other', cachePage(cache), (req, res) => {
     res.send(`other body ${count(req)}`)
   })
-  const server = await listen(app)
-  try {
-    const get = await call(`${server.url}/page`)
-    const head = await call(`${server.url}/page`, { method: 'HEAD' })
+  await withServer(app, async (base) => {
+    const get = await call(`${base}/page`)
+    const head = await call(`${base}/page`, { method: 'HEAD' })
     assert.is(head.cache, 'HIT')
     assert.is(head.body, '')
     assert.is(head.headers.get('content-length'), String(get.bytes.length))
     assert.is(head.headers.get('etag'), get.headers.get('etag'))
 
-    const headFirst = await call(`${server.url}/other`, { method: 'HEAD' })
+    const headFirst = await call(`${base}/other`, { method: 'HEAD' })
     assert.is(headFirst.cache, 'MISS')
-    const getAfter = await call(`${server.url}/other`)
+    const getAfter = await call(`${base}/other`)
     assert.is(getAfter.cache, 'MISS', 'the HEAD stored no empty body for the GET')
     assert.is(getAfter.body, 'other body 2')
-    const again = await call(`${server.url}/other`)
+    const again = await call(`${base}/other`)
     assert.is(again.cache, 'HIT')
     assert.is(again.body, 'other body 2')
     assert.is(renders.get('/page'), 1)
-  } finally {
-    await server.close()
-  }
+  })
 })
 
 pageSuite('key :: query parameter order does not matter, values do; ignoreQuery leaves names out', async () => {
@@ -258,19 +232,16 @@ pageSuite('key :: query parameter order does not matter, values do; ignoreQuery 
   app.get('/q', cachePage(cache, { ignoreQuery: ['utm_source'] }), (req, res) => {
     res.send(`a=${String(req.query.a)} b=${String(req.query.b)} #${count(req)}`)
   })
-  const server = await listen(app)
-  try {
-    assert.is((await call(`${server.url}/q?b=2&a=1`)).body, 'a=1 b=2 #1')
-    const reordered = await call(`${server.url}/q?a=1&b=2`)
+  await withServer(app, async (base) => {
+    assert.is((await call(`${base}/q?b=2&a=1`)).body, 'a=1 b=2 #1')
+    const reordered = await call(`${base}/q?a=1&b=2`)
     assert.is(reordered.cache, 'HIT')
     assert.is(reordered.body, 'a=1 b=2 #1')
-    assert.is((await call(`${server.url}/q?a=1&b=2&utm_source=mail`)).cache, 'HIT')
-    const other = await call(`${server.url}/q?a=1&b=3`)
+    assert.is((await call(`${base}/q?a=1&b=2&utm_source=mail`)).cache, 'HIT')
+    const other = await call(`${base}/q?a=1&b=3`)
     assert.is(other.cache, 'MISS')
     assert.is(other.body, 'a=1 b=3 #2')
-  } finally {
-    await server.close()
-  }
+  })
 })
 
 pageSuite('vary :: one entry per Accept-Language, and the response says Vary', async () => {
@@ -279,46 +250,40 @@ pageSuite('vary :: one entry per Accept-Language, and the response says Vary', a
   app.get('/hello', cachePage(cache, { vary: ['accept-language'] }), (req, res) => {
     res.send(`${req.get('accept-language') === 'fr' ? 'bonjour' : 'hello'} #${count(req)}`)
   })
-  const server = await listen(app)
-  try {
-    const en = await call(`${server.url}/hello`, { headers: { 'accept-language': 'en' } })
-    const fr = await call(`${server.url}/hello`, { headers: { 'accept-language': 'fr' } })
-    const enAgain = await call(`${server.url}/hello`, { headers: { 'accept-language': 'en' } })
-    const frAgain = await call(`${server.url}/hello`, { headers: { 'accept-language': 'fr' } })
+  await withServer(app, async (base) => {
+    const en = await call(`${base}/hello`, { headers: { 'accept-language': 'en' } })
+    const fr = await call(`${base}/hello`, { headers: { 'accept-language': 'fr' } })
+    const enAgain = await call(`${base}/hello`, { headers: { 'accept-language': 'en' } })
+    const frAgain = await call(`${base}/hello`, { headers: { 'accept-language': 'fr' } })
     assert.equal([en.cache, fr.cache, enAgain.cache, frAgain.cache], ['MISS', 'MISS', 'HIT', 'HIT'])
     assert.equal([en.body, fr.body, enAgain.body, frAgain.body], ['hello #1', 'bonjour #2', 'hello #1', 'bonjour #2'])
     assert.is(enAgain.headers.get('vary'), 'accept-language')
-  } finally {
-    await server.close()
-  }
+  })
 })
 
 pageSuite('vary :: on a cookie; a session cookie varied on explicitly is cached per session', async () => {
   const cache = createCache()
   const { app, count } = appWith(cache)
-  app.get('/lang', cachePage(cache, { vary: ['cookie:lang'] }), (req, res) => {
+  app.get('/lang', cachePage(cache, { vary: ['cookie:lang'], ignoreCookies: ['theme'] }), (req, res) => {
     res.send(`${/lang=fr/.test(req.get('cookie') ?? '') ? 'fr' : 'en'} #${count(req)}`)
   })
-  app.get('/mine', cachePage(cache, { vary: ['cookie:sid'], sessionCookies: ['sid'] }), (req, res) => {
+  app.get('/mine', cachePage(cache, { vary: ['cookie:sid'] }), (req, res) => {
     res.send(`for ${req.get('cookie')} #${count(req)}`)
   })
-  const server = await listen(app)
-  try {
-    const fr = await call(`${server.url}/lang`, { headers: { cookie: 'lang=fr; theme=dark' } })
-    const frAgain = await call(`${server.url}/lang`, { headers: { cookie: 'theme=light; lang=fr' } })
-    const en = await call(`${server.url}/lang`, { headers: { cookie: 'lang=en' } })
+  await withServer(app, async (base) => {
+    const fr = await call(`${base}/lang`, { headers: { cookie: 'lang=fr; theme=dark' } })
+    const frAgain = await call(`${base}/lang`, { headers: { cookie: 'theme=light; lang=fr' } })
+    const en = await call(`${base}/lang`, { headers: { cookie: 'lang=en' } })
     assert.equal([fr.cache, frAgain.cache, en.cache], ['MISS', 'HIT', 'MISS'])
     assert.equal([fr.body, frAgain.body, en.body], ['fr #1', 'fr #1', 'en #2'])
     assert.is(en.headers.get('vary'), 'cookie')
 
-    const a = await call(`${server.url}/mine`, { headers: { cookie: 'sid=a' } })
-    const b = await call(`${server.url}/mine`, { headers: { cookie: 'sid=b' } })
-    const a2 = await call(`${server.url}/mine`, { headers: { cookie: 'sid=a' } })
+    const a = await call(`${base}/mine`, { headers: { cookie: 'sid=a' } })
+    const b = await call(`${base}/mine`, { headers: { cookie: 'sid=b' } })
+    const a2 = await call(`${base}/mine`, { headers: { cookie: 'sid=a' } })
     assert.equal([a.cache, b.cache, a2.cache], ['MISS', 'MISS', 'HIT'])
     assert.equal([a.body, b.body, a2.body], ['for sid=a #1', 'for sid=b #2', 'for sid=a #1'])
-  } finally {
-    await server.close()
-  }
+  })
 })
 
 pageSuite('host :: a host in allowedHosts is part of the key; a forged one bypasses and poisons nothing', async () => {
@@ -327,9 +292,8 @@ pageSuite('host :: a host in allowedHosts is part of the key; a forged one bypas
   app.get('/canonical', cachePage(cache, { allowedHosts: ['good.test', 'fr.good.test'] }), (req, res) => {
     res.send(`<link rel="canonical" href="http://${req.hostname}/canonical"> #${count(req)}`)
   })
-  const server = await listen(app)
-  try {
-    const url = `${server.url}/canonical`
+  await withServer(app, async (base) => {
+    const url = `${base}/canonical`
     const good = await callWithHost(url, 'good.test')
     const forged = await callWithHost(url, 'evil.test')
     const forgedAgain = await callWithHost(url, 'evil.test')
@@ -339,26 +303,22 @@ pageSuite('host :: a host in allowedHosts is part of the key; a forged one bypas
     assert.is(goodAgain.body, '<link rel="canonical" href="http://good.test/canonical"> #1')
     assert.is(forged.body, '<link rel="canonical" href="http://evil.test/canonical"> #2')
     assert.is(fr.body, '<link rel="canonical" href="http://fr.good.test/canonical"> #4')
-  } finally {
-    await server.close()
-  }
+  })
 })
 
-pageSuite('host :: without allowedHosts the host is not part of the key', async () => {
+pageSuite('host :: without allowedHosts the host is still part of the key: each host gets the page rendered for it', async () => {
   const cache = createCache()
   const { app, count } = appWith(cache)
   app.get('/plain', cachePage(cache), (req, res) => {
-    res.send(`plain #${count(req)}`)
+    res.send(`plain for ${req.get('host')} #${count(req)}`)
   })
-  const server = await listen(app)
-  try {
-    const a = await callWithHost(`${server.url}/plain`, 'a.test')
-    const b = await callWithHost(`${server.url}/plain`, 'b.test')
-    assert.equal([a.cache, b.cache], ['MISS', 'HIT'])
-    assert.is(b.body, 'plain #1')
-  } finally {
-    await server.close()
-  }
+  await withServer(app, async (base) => {
+    const a = await callWithHost(`${base}/plain`, 'a.test')
+    const b = await callWithHost(`${base}/plain`, 'b.test')
+    const aAgain = await callWithHost(`${base}/plain`, 'a.test')
+    assert.equal([a.cache, b.cache, aAgain.cache], ['MISS', 'MISS', 'HIT'])
+    assert.equal([b.body, aAgain.body], ['plain for b.test #2', 'plain for a.test #1'])
+  })
 })
 
 pageSuite('not stored :: a response that sets a cookie', async () => {
@@ -370,20 +330,17 @@ pageSuite('not stored :: a response that sets a cookie', async () => {
   app.get('/cookie-same', cachePage(cache), (_req, res) => {
     res.cookie('visited', 'yes').send('same')
   })
-  const server = await listen(app)
-  try {
-    const first = await call(`${server.url}/cookie`)
-    const second = await call(`${server.url}/cookie`)
+  await withServer(app, async (base) => {
+    const first = await call(`${base}/cookie`)
+    const second = await call(`${base}/cookie`)
     assert.equal([first.cache, second.cache], ['BYPASS', 'BYPASS'])
     assert.equal([first.body, second.body], ['cookie #1', 'cookie #2'])
     assert.is(second.headers.get('set-cookie'), 'visited=yes; Path=/')
     assert.ok(second.headers.get('etag')?.startsWith('W/'), "Express's own ETag, not the page cache's")
-    const same = await call(`${server.url}/cookie-same`)
-    const conditional = await call(`${server.url}/cookie-same`, { headers: { 'if-none-match': same.headers.get('etag') ?? '' } })
+    const same = await call(`${base}/cookie-same`)
+    const conditional = await call(`${base}/cookie-same`, { headers: { 'if-none-match': same.headers.get('etag') ?? '' } })
     assert.equal([conditional.status, conditional.cache], [304, 'BYPASS'])
-  } finally {
-    await server.close()
-  }
+  })
 })
 
 pageSuite('not stored :: Cache-Control private or no-store, and statuses not configured', async () => {
@@ -401,23 +358,20 @@ pageSuite('not stored :: Cache-Control private or no-store, and statuses not con
   app.get('/gone', cachePage(cache, { statuses: [200, 410] }), (req, res) => {
     res.status(410).send(`gone #${count(req)}`)
   })
-  const server = await listen(app)
-  try {
+  await withServer(app, async (base) => {
     for (const path of ['/private', '/no-store', '/missing']) {
-      const first = await call(`${server.url}${path}`)
-      const second = await call(`${server.url}${path}`)
+      const first = await call(`${base}${path}`)
+      const second = await call(`${base}${path}`)
       assert.equal([first.cache, second.cache], ['BYPASS', 'BYPASS'], path)
       assert.is(second.body, `${path.slice(1)} #2`)
     }
-    const missing = await call(`${server.url}/missing`)
+    const missing = await call(`${base}/missing`)
     assert.is(missing.status, 404)
-    const gone = await call(`${server.url}/gone`)
-    const goneAgain = await call(`${server.url}/gone`)
+    const gone = await call(`${base}/gone`)
+    const goneAgain = await call(`${base}/gone`)
     assert.equal([gone.cache, goneAgain.cache], ['MISS', 'HIT'])
     assert.equal([goneAgain.status, goneAgain.body], [410, 'gone #1'])
-  } finally {
-    await server.close()
-  }
+  })
 })
 
 pageSuite('bypass :: an Authorization header, a session cookie, a POST; none of them sees a stored page', async () => {
@@ -426,11 +380,10 @@ pageSuite('bypass :: an Authorization header, a session cookie, a POST; none of 
   const handler = (req: Request, res: Response): void => {
     res.send(`${req.get('authorization') ?? req.get('cookie') ?? 'anonymous'} #${count(req)}`)
   }
-  app.get('/dash', cachePage(cache, { sessionCookies: ['sid'] }), handler)
-  app.post('/dash', cachePage(cache, { sessionCookies: ['sid'] }), handler)
-  const server = await listen(app)
-  try {
-    const url = `${server.url}/dash`
+  app.get('/dash', cachePage(cache, { ignoreCookies: ['theme'] }), handler)
+  app.post('/dash', cachePage(cache, { ignoreCookies: ['theme'] }), handler)
+  await withServer(app, async (base) => {
+    const url = `${base}/dash`
     assert.is((await call(url)).body, 'anonymous #1')
     assert.is((await call(url)).cache, 'HIT')
     const auth = await call(url, { headers: { authorization: 'Bearer alice' } })
@@ -442,9 +395,7 @@ pageSuite('bypass :: an Authorization header, a session cookie, a POST; none of 
     const post = await call(url, { method: 'POST' })
     assert.equal([post.cache, post.body], ['BYPASS', 'anonymous #4'])
     assert.is(post.headers.get('server-timing'), 'cache;desc=bypass')
-  } finally {
-    await server.close()
-  }
+  })
 })
 
 pageSuite('limit :: a body larger than maxBodyBytes streams through and is not stored', async () => {
@@ -462,17 +413,14 @@ pageSuite('limit :: a body larger than maxBodyBytes streams through and is not s
   app.get('/small', cachePage(cache, { maxBodyBytes: 10 }), (req, res) => {
     res.send(`small #${count(req)}`)
   })
-  const server = await listen(app)
-  try {
-    const first = await call(`${server.url}/big`)
-    const second = await call(`${server.url}/big`)
+  await withServer(app, async (base) => {
+    const first = await call(`${base}/big`)
+    const second = await call(`${base}/big`)
     assert.equal([first.cache, second.cache], ['BYPASS', 'BYPASS'])
     assert.equal([first.body, second.body], ['aaaaaaaabbbbbbbbcccccccc#1', 'aaaaaaaabbbbbbbbcccccccc#2'])
-    assert.is((await call(`${server.url}/small`)).cache, 'MISS')
-    assert.is((await call(`${server.url}/small`)).cache, 'HIT')
-  } finally {
-    await server.close()
-  }
+    assert.is((await call(`${base}/small`)).cache, 'MISS')
+    assert.is((await call(`${base}/small`)).cache, 'HIT')
+  })
 })
 
 pageSuite('conditional :: a matching If-None-Match gets a 304, on a hit and on a miss', async () => {
@@ -482,22 +430,19 @@ pageSuite('conditional :: a matching If-None-Match gets a 304, on a hit and on a
     count(req)
     res.type('html').send('<p>stable</p>')
   })
-  const server = await listen(app)
-  try {
+  await withServer(app, async (base) => {
     const etag = `"${hash('sha1', '<p>stable</p>', 'base64url')}"`
-    const onMiss = await call(`${server.url}/etag`, { headers: { 'if-none-match': etag } })
+    const onMiss = await call(`${base}/etag`, { headers: { 'if-none-match': etag } })
     assert.equal([onMiss.status, onMiss.cache, onMiss.body], [304, 'MISS', ''])
     assert.is(onMiss.headers.get('etag'), etag)
-    const onHit = await call(`${server.url}/etag`, { headers: { 'if-none-match': `"other", W/${etag}` } })
+    const onHit = await call(`${base}/etag`, { headers: { 'if-none-match': `"other", W/${etag}` } })
     assert.equal([onHit.status, onHit.cache, onHit.body], [304, 'HIT', ''])
     assert.is(onHit.headers.get('content-type'), null)
-    const stale = await call(`${server.url}/etag`, { headers: { 'if-none-match': '"other"' } })
+    const stale = await call(`${base}/etag`, { headers: { 'if-none-match': '"other"' } })
     assert.equal([stale.status, stale.cache, stale.body], [200, 'HIT', '<p>stable</p>'])
-    const full = await call(`${server.url}/etag`)
+    const full = await call(`${base}/etag`)
     assert.equal([full.status, full.body], [200, '<p>stable</p>'])
-  } finally {
-    await server.close()
-  }
+  })
 })
 
 pageSuite('time :: Age counts seconds since stored on the cache clock; the TTL ends the entry', async () => {
@@ -508,18 +453,15 @@ pageSuite('time :: Age counts seconds since stored on the cache clock; the TTL e
   app.get('/timed', cachePage(cache, { ttl: 60 }), (req, res) => {
     res.send(`timed #${count(req)}`)
   })
-  const server = await listen(app)
-  try {
-    assert.is((await call(`${server.url}/timed`)).headers.get('age'), '0')
+  await withServer(app, async (base) => {
+    assert.is((await call(`${base}/timed`)).headers.get('age'), '0')
     now += 42_500
-    const aged = await call(`${server.url}/timed`)
+    const aged = await call(`${base}/timed`)
     assert.equal([aged.cache, aged.headers.get('age'), aged.body], ['HIT', '42', 'timed #1'])
     now += 18_000
-    const expired = await call(`${server.url}/timed`)
+    const expired = await call(`${base}/timed`)
     assert.equal([expired.cache, expired.headers.get('age'), expired.body], ['MISS', '0', 'timed #2'])
-  } finally {
-    await server.close()
-  }
+  })
 })
 
 pageSuite('timing :: Server-Timing tells the lookup and the render apart', async () => {
@@ -528,15 +470,12 @@ pageSuite('timing :: Server-Timing tells the lookup and the render apart', async
   app.get('/timing', cachePage(cache), (_req, res) => {
     res.set('Server-Timing', 'db;dur=1').send('timed')
   })
-  const server = await listen(app)
-  try {
-    const miss = await call(`${server.url}/timing`)
-    const hit = await call(`${server.url}/timing`)
+  await withServer(app, async (base) => {
+    const miss = await call(`${base}/timing`)
+    const hit = await call(`${base}/timing`)
     assert.match(miss.headers.get('server-timing') ?? '', /^db;dur=1, cache;desc=miss;dur=\d+\.\d\d, render;dur=\d+\.\d\d$/)
     assert.match(hit.headers.get('server-timing') ?? '', /^cache;desc=hit;dur=\d+\.\d\d$/)
-  } finally {
-    await server.close()
-  }
+  })
 })
 
 pageSuite('deps :: a fragment rendered into the page records its deps; a bump invalidates the page', async () => {
@@ -547,18 +486,15 @@ pageSuite('deps :: a fragment rendered into the page records its deps; a bump in
     const body = await cache.getOrSet('article-body:1', () => `body v${edits}`, { deps: ['article:1'] })
     res.send(`${body} page #${count(req)}`)
   })
-  const server = await listen(app)
-  try {
-    assert.is((await call(`${server.url}/article/1`)).body, 'body v0 page #1')
-    assert.is((await call(`${server.url}/article/1`)).cache, 'HIT')
+  await withServer(app, async (base) => {
+    assert.is((await call(`${base}/article/1`)).body, 'body v0 page #1')
+    assert.is((await call(`${base}/article/1`)).cache, 'HIT')
     edits += 1
     await cache.versions.bump('article:1')
-    const after = await call(`${server.url}/article/1`)
+    const after = await call(`${base}/article/1`)
     assert.equal([after.cache, after.body], ['MISS', 'body v1 page #2'])
-    assert.is((await call(`${server.url}/article/1`)).cache, 'HIT')
-  } finally {
-    await server.close()
-  }
+    assert.is((await call(`${base}/article/1`)).cache, 'HIT')
+  })
 })
 
 pageSuite('deps :: the deps option adds tags of its own', async () => {
@@ -567,15 +503,12 @@ pageSuite('deps :: the deps option adds tags of its own', async () => {
   app.get('/categories', cachePage(cache, { deps: () => ['category'] }), (req, res) => {
     res.send(`categories #${count(req)}`)
   })
-  const server = await listen(app)
-  try {
-    await call(`${server.url}/categories`)
-    assert.is((await call(`${server.url}/categories`)).cache, 'HIT')
+  await withServer(app, async (base) => {
+    await call(`${base}/categories`)
+    assert.is((await call(`${base}/categories`)).cache, 'HIT')
     await cache.versions.bump('category')
-    assert.equal((await call(`${server.url}/categories`)).body, 'categories #2')
-  } finally {
-    await server.close()
-  }
+    assert.equal((await call(`${base}/categories`)).body, 'categories #2')
+  })
 })
 
 pageSuite('forceRefresh :: a staff refresh re-renders the page and its fragments and stores them', async () => {
@@ -589,18 +522,15 @@ pageSuite('forceRefresh :: a staff refresh re-renders the page and its fragments
     const sidebar = await cache.getOrSet('sidebar', () => `sidebar ${++fragments}`)
     res.send(`front #${renders}, ${sidebar}`)
   })
-  const server = await listen(app)
-  try {
-    assert.is((await call(`${server.url}/front`)).body, 'front #1, sidebar 1')
-    const notStaff = await call(`${server.url}/front?refresh=1`)
+  await withServer(app, async (base) => {
+    assert.is((await call(`${base}/front`)).body, 'front #1, sidebar 1')
+    const notStaff = await call(`${base}/front?refresh=1`)
     assert.equal([notStaff.cache, notStaff.body], ['HIT', 'front #1, sidebar 1'])
-    const staff = await call(`${server.url}/front?refresh=1`, { headers: { 'x-staff': 'yes' } })
+    const staff = await call(`${base}/front?refresh=1`, { headers: { 'x-staff': 'yes' } })
     assert.equal([staff.cache, staff.body], ['MISS', 'front #2, sidebar 2'])
-    const everyone = await call(`${server.url}/front`)
+    const everyone = await call(`${base}/front`)
     assert.equal([everyone.cache, everyone.body], ['HIT', 'front #2, sidebar 2'])
-  } finally {
-    await server.close()
-  }
+  })
 })
 
 pageSuite('single flight :: identical requests during a render wait for it and share it', async () => {
@@ -620,9 +550,8 @@ pageSuite('single flight :: identical requests during a render wait for it and s
     await gate
     res.send(`slow #${renders}`)
   })
-  const server = await listen(app)
-  try {
-    const replies = Array.from({ length: 5 }, () => call(`${server.url}/slow`))
+  await withServer(app, async (base) => {
+    const replies = Array.from({ length: 5 }, () => call(`${base}/slow`))
     await eventually(() => arrived === 5, 5000, 'five requests to arrive')
     await new Promise((resolve) => setImmediate(resolve))
     release()
@@ -633,9 +562,42 @@ pageSuite('single flight :: identical requests during a render wait for it and s
       Array(5).fill('slow #1'),
     )
     assert.equal(done.map((r) => r.cache).sort(), ['HIT', 'HIT', 'HIT', 'HIT', 'MISS'])
-  } finally {
-    await server.close()
-  }
+  })
+})
+
+pageSuite('single flight :: 200 concurrent identical requests run the handler once (memory only)', async () => {
+  assertRenderedOnce(await crowd(createCache(), 200))
+})
+
+pageSuite('single flight :: requests that waited for a render that set a cookie are rendered each for itself', async () => {
+  const { renders, replies } = await crowd(createCache(), 5, (res, render) => {
+    res.cookie('visit', String(render)).send(`cookie #${render}`)
+  })
+  assert.is(renders, 5)
+  assert.equal(
+    replies.map((r) => `${r.cache} ${r.body} ${r.headers.get('set-cookie')}`).sort(),
+    [1, 2, 3, 4, 5].map((render) => `BYPASS cookie #${render} visit=${render}; Path=/`),
+  )
+})
+
+pageSuite('grace :: a cache with grace and a soft timeout still has the request that renders a page send its own render', async () => {
+  let now = 1_700_000_000_000
+  const cache = createCache({ clock: () => now, grace: 600, softTimeoutMs: 1, earlyRefresh: 0 })
+  const { app, count } = appWith(cache)
+  app.get('/slow-again', cachePage(cache, { ttl: 60 }), async (req, res) => {
+    const n = count(req)
+    // Slower than the soft timeout: a stale page must not be written out while this view is still writing.
+    if (n > 1) await new Promise((resolve) => setTimeout(resolve, 20))
+    res.send(`slow again #${n}`)
+  })
+  await withServer(app, async (base) => {
+    assert.is((await call(`${base}/slow-again`)).body, 'slow again #1')
+    now += 61_000
+    const again = await call(`${base}/slow-again`)
+    assert.equal([again.status, again.cache, again.body, again.headers.get('age')], [200, 'MISS', 'slow again #2', '0'])
+    const hit = await call(`${base}/slow-again`)
+    assert.equal([hit.cache, hit.body], ['HIT', 'slow again #2'])
+  })
 })
 
 pageSuite('errors :: a handler error reaches the error handler, and nothing is stored', async () => {
@@ -645,15 +607,12 @@ pageSuite('errors :: a handler error reaches the error handler, and nothing is s
     throw new Error(`template exploded #${count(req)}`)
   })
   app.use((error: Error, _req: Request, res: Response, _next: NextFunction) => res.status(500).send(`error page: ${error.message}`))
-  const server = await listen(app)
-  try {
-    const first = await call(`${server.url}/broken`)
-    const second = await call(`${server.url}/broken`)
+  await withServer(app, async (base) => {
+    const first = await call(`${base}/broken`)
+    const second = await call(`${base}/broken`)
     assert.equal([first.status, first.cache, first.body], [500, 'BYPASS', 'error page: template exploded #1'])
     assert.equal([second.status, second.body], [500, 'error page: template exploded #2'])
-  } finally {
-    await server.close()
-  }
+  })
 })
 
 pageSuite('errors :: an invalid deps tag goes to the error handler before the view runs', async () => {
@@ -665,18 +624,15 @@ pageSuite('errors :: an invalid deps tag goes to the error handler before the vi
     res.send('never')
   })
   app.use((error: Error, _req: Request, res: Response, _next: NextFunction) => res.status(500).send(error.message))
-  const server = await listen(app)
-  try {
-    const reply = await call(`${server.url}/bad-deps`)
+  await withServer(app, async (base) => {
+    const reply = await call(`${base}/bad-deps`)
     assert.is(reply.status, 500)
     assert.is(
       reply.body,
       'fragcache: getOrSet deps: a tag must be a non-empty string of at most 200 characters without whitespace; got "has space"',
     )
     assert.is(ran, false)
-  } finally {
-    await server.close()
-  }
+  })
 })
 
 pageSuite('hit :: without requestScope in front, the view still runs in a scope and hits replay every key apart', async () => {
@@ -687,9 +643,8 @@ pageSuite('hit :: without requestScope in front, the view still runs in a scope 
     renders.push(`${req.originalUrl} ${req.get('accept-language')} scoped=${tryGetRequestScope() !== undefined}`)
     res.type('text').send(`${req.originalUrl} in ${req.get('accept-language')}`)
   })
-  const server = await listen(app)
-  try {
-    const ask = (query: string, lang: string) => call(`${server.url}/bare${query}`, { headers: { 'accept-language': lang } })
+  await withServer(app, async (base) => {
+    const ask = (query: string, lang: string) => call(`${base}/bare${query}`, { headers: { 'accept-language': lang } })
     const replies = []
     for (let round = 0; round < 3; round++) {
       for (const [query, lang] of [['', 'en'], ['', 'fr'], ['?a=1&b=2', 'en'], ['?b=2&a=1', 'en'], ['?a=2', 'en']] as const) {
@@ -721,9 +676,7 @@ pageSuite('hit :: without requestScope in front, the view still runs in a scope 
     assert.is(hit.headers.get('vary'), 'accept-language')
     assert.is(hit.headers.get('content-type'), 'text/plain; charset=utf-8')
     assert.is(hit.headers.get('content-length'), String(Buffer.byteLength('/bare in fr')))
-  } finally {
-    await server.close()
-  }
+  })
 })
 
 pageSuite('hit :: headers set before the page cache stay, the page\'s own win, Server-Timing is appended to', async () => {
@@ -736,19 +689,16 @@ pageSuite('hit :: headers set before the page cache stay, the page\'s own win, S
   app.get('/layered', cachePage(cache), (_req, res) => {
     res.set('X-Shared', 'from the page').append('Link', ['</a.css>; rel=preload', '</b.js>; rel=preload']).send('layered')
   })
-  const server = await listen(app)
-  try {
-    await call(`${server.url}/layered`)
-    const hit = await call(`${server.url}/layered`)
+  await withServer(app, async (base) => {
+    await call(`${base}/layered`)
+    const hit = await call(`${base}/layered`)
     assert.is(hit.cache, 'HIT')
     assert.is(hit.body, 'layered')
     assert.is(hit.headers.get('x-frame-options'), 'DENY')
     assert.is(hit.headers.get('x-shared'), 'from the page')
     assert.is(hit.headers.get('link'), '</a.css>; rel=preload, </b.js>; rel=preload')
     assert.match(hit.headers.get('server-timing') ?? '', /^edge;dur=1, cache;desc=hit;dur=\d+\.\d\d$/)
-  } finally {
-    await server.close()
-  }
+  })
 })
 
 pageSuite('hit :: a writeHead wrapped by a middleware in front (as compression does) still gets every header', async () => {
@@ -766,10 +716,9 @@ pageSuite('hit :: a writeHead wrapped by a middleware in front (as compression d
   app.get('/wrapped', cachePage(cache), (_req, res) => {
     res.set('X-Page', 'yes').send('wrapped body')
   })
-  const server = await listen(app)
-  try {
-    const miss = await call(`${server.url}/wrapped`)
-    const hit = await call(`${server.url}/wrapped`)
+  await withServer(app, async (base) => {
+    const miss = await call(`${base}/wrapped`)
+    const hit = await call(`${base}/wrapped`)
     for (const reply of [miss, hit]) {
       assert.is(reply.body, 'wrapped body')
       assert.is(reply.headers.get('x-page'), 'yes')
@@ -777,9 +726,7 @@ pageSuite('hit :: a writeHead wrapped by a middleware in front (as compression d
       assert.is(reply.headers.get('etag'), `"${hash('sha1', 'wrapped body', 'base64url')}"`)
     }
     assert.is(hit.cache, 'HIT')
-  } finally {
-    await server.close()
-  }
+  })
 })
 
 pageSuite('hit :: a logger in front reads the headers of a hit from the response once it is finished', async () => {
@@ -794,10 +741,9 @@ pageSuite('hit :: a logger in front reads the headers of a hit from the response
   app.get('/logged', cachePage(cache), (_req, res) => {
     res.append('Link', ['</a.css>; rel=preload', '</b.js>; rel=preload']).send('logged')
   })
-  const server = await listen(app)
-  try {
-    const miss = await call(`${server.url}/logged`)
-    const hit = await call(`${server.url}/logged`)
+  await withServer(app, async (base) => {
+    const miss = await call(`${base}/logged`)
+    const hit = await call(`${base}/logged`)
     assert.is(hit.cache, 'HIT')
     assert.is(hit.body, 'logged')
     assert.is(hit.headers.get('link'), miss.headers.get('link'))
@@ -806,9 +752,7 @@ pageSuite('hit :: a logger in front reads the headers of a hit from the response
       '200 MISS 6 </a.css>; rel=preload,</b.js>; rel=preload',
       '200 HIT 6 </a.css>; rel=preload,</b.js>; rel=preload',
     ])
-  } finally {
-    await server.close()
-  }
+  })
 })
 
 pageSuite('options :: validated up front with exact messages', () => {
@@ -819,7 +763,7 @@ pageSuite('options :: validated up front with exact messages', () => {
   )
   assert.is(
     thrownMessage(() => cachePage(cache, { tll: 5 } as never)),
-    'fragcache: cachePage: unknown option "tll"; known options are ttl, vary, deps, statuses, allowedHosts, sessionCookies, maxBodyBytes, ignoreQuery, skip',
+    'fragcache: cachePage: unknown option "tll"; known options are ttl, vary, deps, statuses, allowedHosts, ignoreCookies, query, ignoreQuery, maxBodyBytes, skip',
   )
   assert.is(thrownMessage(() => cachePage(cache, { ttl: '60' as never })), 'fragcache: cachePage: ttl must be a number of seconds or null; got "60"')
   assert.is(
@@ -836,7 +780,21 @@ pageSuite('options :: validated up front with exact messages', () => {
   )
   assert.is(thrownMessage(() => cachePage(cache, { maxBodyBytes: 0 })), 'fragcache: cachePage: maxBodyBytes must be a positive integer; got 0')
   assert.is(thrownMessage(() => cachePage(cache, { deps: ['article'] as never })), 'fragcache: cachePage: deps must be a function; got an array')
-  assert.is(thrownMessage(() => cachePage(cache, { sessionCookies: 'sid' as never })), 'fragcache: cachePage: sessionCookies must be an array; got "sid"')
+  assert.is(
+    thrownMessage(() => cachePage(cache, { sessionCookies: ['sid'] } as never)),
+    'fragcache: cachePage: sessionCookies was replaced: a request with any cookie bypasses the page cache, unless every cookie it carries is named in ignoreCookies (left out of the key) or in vary as "cookie:NAME" (part of the key)',
+  )
+  assert.is(thrownMessage(() => cachePage(cache, { ignoreCookies: '_ga' as never })), 'fragcache: cachePage: ignoreCookies must be an array; got "_ga"')
+  assert.is(thrownMessage(() => cachePage(cache, { ignoreCookies: ['_ga;'] })), 'fragcache: cachePage: ignoreCookies must be cookie names; got "_ga;"')
+  assert.is(
+    thrownMessage(() => cachePage(cache, { ignoreCookies: ['lang'], vary: ['cookie:lang'] })),
+    'fragcache: cachePage: "lang" is in both ignoreCookies (left out of the key) and vary (part of it)',
+  )
+  assert.is(thrownMessage(() => cachePage(cache, { query: [''] })), 'fragcache: cachePage: query must be query parameter names; got ""')
+  assert.is(
+    thrownMessage(() => cachePage(cache, { query: ['page', 'ref'], ignoreQuery: ['ref'] })),
+    'fragcache: cachePage: "ref" is in both ignoreQuery (left out of the key) and query (part of it)',
+  )
 })
 
 pageSuite.run()
@@ -859,10 +817,9 @@ siteSuite('site :: anonymous GETs of every route are cached; a nested cachePage 
   app.get('/admin', (_req, res) => {
     res.send(`admin #${++renders}`)
   })
-  const server = await listen(app)
-  try {
-    assert.equal([(await call(`${server.url}/about`)).cache, (await call(`${server.url}/about`)).cache], ['MISS', 'HIT'])
-    const nested = [await call(`${server.url}/nested`), await call(`${server.url}/nested`)]
+  await withServer(app, async (base) => {
+    assert.equal([(await call(`${base}/about`)).cache, (await call(`${base}/about`)).cache], ['MISS', 'HIT'])
+    const nested = [await call(`${base}/nested`), await call(`${base}/nested`)]
     assert.equal(
       nested.map((r) => [r.cache, r.body]),
       [
@@ -870,7 +827,7 @@ siteSuite('site :: anonymous GETs of every route are cached; a nested cachePage 
         ['HIT', 'nested #2'],
       ],
     )
-    const admin = [await call(`${server.url}/admin`), await call(`${server.url}/admin`)]
+    const admin = [await call(`${base}/admin`), await call(`${base}/admin`)]
     assert.equal(
       admin.map((r) => [r.cache, r.body]),
       [
@@ -878,13 +835,11 @@ siteSuite('site :: anonymous GETs of every route are cached; a nested cachePage 
         ['BYPASS', 'admin #4'],
       ],
     )
-    const signedIn = await call(`${server.url}/about`, { headers: { cookie: 'connect.sid=s%3Aabc' } })
+    const signedIn = await call(`${base}/about`, { headers: { cookie: 'connect.sid=s%3Aabc' } })
     assert.equal([signedIn.cache, signedIn.body], ['BYPASS', 'about #5'])
-    const notFound = await call(`${server.url}/nowhere`)
+    const notFound = await call(`${base}/nowhere`)
     assert.equal([notFound.status, notFound.cache], [404, 'BYPASS'])
-  } finally {
-    await server.close()
-  }
+  })
 })
 
 siteSuite.run()
@@ -904,10 +859,9 @@ function pathApp(cache: TieredCache): { app: Express; renders: Map<string, numbe
 invalidateSuite('prefix :: clears every page under it, by whole path segments only', async () => {
   const cache = createCache()
   const { app } = pathApp(cache)
-  const server = await listen(app)
-  const states = async (...paths: string[]): Promise<(string | null)[]> =>
-    Promise.all(paths.map(async (path) => (await call(`${server.url}${path}`)).cache))
-  try {
+  await withServer(app, async (base) => {
+    const states = async (...paths: string[]): Promise<(string | null)[]> =>
+      Promise.all(paths.map(async (path) => (await call(`${base}${path}`)).cache))
     const pages = ['/a/1', '/a/2', '/a/10', '/a', '/b/1']
     await states(...pages)
     assert.equal(await states(...pages), ['HIT', 'HIT', 'HIT', 'HIT', 'HIT'])
@@ -920,23 +874,18 @@ invalidateSuite('prefix :: clears every page under it, by whole path segments on
     await invalidatePath(cache, '/')
     assert.equal(await states(...pages), ['MISS', 'MISS', 'MISS', 'MISS', 'MISS'])
     assert.equal(await states(...pages), ['HIT', 'HIT', 'HIT', 'HIT', 'HIT'])
-  } finally {
-    await server.close()
-  }
+  })
 })
 
 invalidateSuite('prefix :: percent-encoding and non-ASCII spellings are one path', async () => {
   const cache = createCache()
   const { app } = pathApp(cache)
-  const server = await listen(app)
-  try {
-    await call(`${server.url}/caf%C3%A9/menu`)
-    assert.is((await call(`${server.url}/caf%C3%A9/menu`)).cache, 'HIT')
+  await withServer(app, async (base) => {
+    await call(`${base}/caf%C3%A9/menu`)
+    assert.is((await call(`${base}/caf%C3%A9/menu`)).cache, 'HIT')
     await invalidatePath(cache, '/café')
-    assert.is((await call(`${server.url}/caf%C3%A9/menu`)).cache, 'MISS')
-  } finally {
-    await server.close()
-  }
+    assert.is((await call(`${base}/caf%C3%A9/menu`)).cache, 'MISS')
+  })
 })
 
 invalidateSuite('prefix :: validated', async () => {
@@ -958,66 +907,44 @@ invalidateSuite.run()
 
 // ---------------------------------------------------------------------------------------------------------------
 const redisSuite = suite('cachePage with Redis')
-let redis: RedisServer
-const caches: TieredCache[] = []
-
-redisSuite.before(async () => {
-  redis = await RedisServer.start()
-})
-
-redisSuite.after(async () => {
-  await Promise.all(caches.map((c) => c.close()))
-  await redis.stop()
-})
-
-async function redisCache(prefix: string): Promise<TieredCache> {
-  const cache = createCache({ redis: redis.url, prefix, logger: { warn: () => {}, error: () => {} } })
-  caches.push(cache)
-  await cache.ready()
-  return cache
-}
+const redis = suiteRedis(redisSuite)
 
 redisSuite('cross-process :: invalidatePath from another cache instance clears the pages of this one', async () => {
-  const web = await redisCache('xp')
-  const worker = await redisCache('xp')
+  const web = await redis.cache('xp')
+  const worker = await redis.cache('xp')
   const { app } = pathApp(web)
-  const server = await listen(app)
-  try {
-    for (const path of ['/t/5/bracket', '/t/6/bracket']) await call(`${server.url}${path}`)
-    assert.is((await call(`${server.url}/t/5/bracket`)).cache, 'HIT')
+  await withServer(app, async (base) => {
+    for (const path of ['/t/5/bracket', '/t/6/bracket']) await call(`${base}${path}`)
+    assert.is((await call(`${base}/t/5/bracket`)).cache, 'HIT')
     await invalidatePath(worker, '/t/5/')
-    await eventually(async () => (await call(`${server.url}/t/5/bracket`)).cache === 'MISS', 5000, 'the page to be invalidated')
-    assert.is((await call(`${server.url}/t/6/bracket`)).cache, 'HIT')
-    // the page stored by one process is served by the other
+    await eventually(async () => (await call(`${base}/t/5/bracket`)).cache === 'MISS', 5000, 'the page to be invalidated')
+    assert.is((await call(`${base}/t/6/bracket`)).cache, 'HIT')
+    // the page stored by one process is served by the other (behind one address, as a load balancer sends it)
     const { app: otherApp } = pathApp(worker)
-    const other = await listen(otherApp)
-    try {
-      const shared = await call(`${other.url}/t/6/bracket`)
+    await withServer(otherApp, async (otherBase) => {
+      const shared = await callWithHost(`${otherBase}/t/6/bracket`, new URL(base).host)
       assert.equal([shared.cache, shared.body], ['HIT', '/t/6/bracket #1'])
-    } finally {
-      await other.close()
-    }
-  } finally {
-    await server.close()
-  }
+    })
+  })
+})
+
+redisSuite('single flight :: 200 concurrent identical requests run the handler once (with Redis)', async () => {
+  assertRenderedOnce(await crowd(await redis.cache('crowd'), 200))
 })
 
 redisSuite('outage :: pages still render when Redis stops', async () => {
-  const cache = await redisCache('outage')
+  const cache = await redis.cache('outage')
   const { app } = pathApp(cache)
-  const server = await listen(app)
-  try {
-    assert.is((await call(`${server.url}/down/1`)).cache, 'MISS')
-    await redis.stop()
-    const cached = await call(`${server.url}/down/1`)
+  await withServer(app, async (base) => {
+    assert.is((await call(`${base}/down/1`)).cache, 'MISS')
+    await redis.server.stop()
+    const cached = await call(`${base}/down/1`)
     assert.equal([cached.status, cached.body], [200, '/down/1 #1'])
-    const fresh = await call(`${server.url}/down/2`)
+    const fresh = await call(`${base}/down/2`)
     assert.equal([fresh.status, fresh.body], [200, '/down/2 #1'])
-    const again = await call(`${server.url}/down/2`)
+    const again = await call(`${base}/down/2`)
     assert.is(again.status, 200)
-  } finally {
-    await server.close()
-  }
+  })
 })
 
 redisSuite.run()

@@ -1,3 +1,4 @@
+// Writing a page out: a stored page replayed (or a 304), a captured one as the view wrote it, and the cache headers.
 import type { ServerResponse } from 'node:http'
 import type { CapturedResponse, ResponseMethods } from './response-tap.ts'
 import { type ReadyPage, matchesEtag } from './stored-page.ts'

@@ -1,8 +1,10 @@
+// The key of a page (path, query, host, vary values) and the path tags that `invalidatePath` bumps.
 import type { Request } from 'express'
 import { InvalidArgumentError } from '../errors.ts'
 import { stableHash } from '../keys.ts'
 import type { TieredCache } from '../tiered-cache.ts'
 import type { ResolvedPageOptions } from './options.ts'
+import { keyedQuery } from './page-query.ts'
 
 /** A page deeper than this is not cached: each directory costs a version tag. */
 const MAX_PATH_SEGMENTS = 32
@@ -11,10 +13,7 @@ const MAX_TAG = 200
 
 /** Where a page is stored, and the path tags that invalidate it. */
 export interface PageKey {
-  /** The readable part: `GET:/tournaments/5/bracket`. */
-  readonly name: string
-  /** Hashed into the key: host (when allowed), full path, normalised query, vary values. */
-  readonly inputs: readonly unknown[]
+  /** `GET:/tournaments/5/bracket` kept readable, then a hash of the host, full path, query and vary values. */
   readonly fullKey: string
   readonly tags: readonly string[]
 }
@@ -29,20 +28,26 @@ export function requestPath(req: Request): string {
   return encodePath(query < 0 ? url : url.slice(0, query))
 }
 
-/** The query string with parameter order ignored (values of one name keep their order) and ignored names left out. */
-export function normalisedQuery(req: Request, ignore: ReadonlySet<string>): string | null {
-  const url = req.originalUrl ?? req.url ?? ''
-  const start = url.indexOf('?')
-  if (start < 0) return null
-  const params = [...new URLSearchParams(url.slice(start + 1))].filter(([name]) => !ignore.has(name))
-  if (params.length === 0) return null
-  // Array.prototype.sort is stable: repeated names keep their relative order (`?a=1&a=2` differs from `?a=2&a=1`).
-  params.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-  return new URLSearchParams(params).toString()
+/**
+ * The host as a page can see it, for the key: the `Host` header as sent and, when Express reads the host from a
+ * trusted `X-Forwarded-Host`, that one too; exact, port included, since a page may print any of them.
+ *
+ * Always part of the key, as in Varnish's default hash and Django's key (the absolute URI): a request with a forged
+ * host can only store a page that requests with that same host get. Bypassing every host outside `allowedHosts`
+ * instead would cache nothing until it is set, and sites serving several hosts would need the host keyed anyway;
+ * `allowedHosts` bounds how many hosts can fill the cache.
+ */
+export function requestHost(req: Request): string {
+  const sent = req.headers.host ?? ''
+  // Without the header Express's req.host is the Host header, and asking it costs more than the rest of a key.
+  if (req.headers['x-forwarded-host'] === undefined) return sent
+  const seen = (req.host as string | undefined) ?? ''
+  // A header value never holds a line feed: the two cannot run together.
+  return seen === sent ? sent : `${seen}\n${sent}`
 }
 
 /** The cookies of a request, by name (first occurrence wins, as browsers send the most specific first). */
-export function requestCookies(req: Request): Map<string, string> {
+function requestCookies(req: Request): Map<string, string> {
   const cookies = new Map<string, string>()
   const header = req.headers.cookie
   if (typeof header !== 'string') return cookies
@@ -58,18 +63,12 @@ export function requestCookies(req: Request): Map<string, string> {
   return cookies
 }
 
-/** Builds the page's key from the request: method GET (HEAD shares it), path, query, host and vary values. */
-function keyFrom(
-  cache: TieredCache,
-  req: Request,
-  where: { path: string; host: string | null; tags: readonly string[] },
-  vary: Record<string, unknown>,
-  o: ResolvedPageOptions,
-): PageKey {
-  const { path, host, tags } = where
-  const name = `GET:${path}`
-  const inputs = [host, path, normalisedQuery(req, o.ignoreQuery), vary]
-  return { name, inputs, fullKey: cache.keys.build('view', name, inputs), tags }
+/** The page's key: method GET (HEAD shares it), path, host, query and vary values; undefined when not cacheable. */
+function keyFrom(cache: TieredCache, url: string, path: string, host: string, vary: Record<string, unknown>, o: ResolvedPageOptions): PageKey | undefined {
+  const tags = pathTags(path)
+  const query = keyedQuery(url, o)
+  if (tags === undefined || query === undefined) return undefined
+  return { fullKey: cache.keys.build('view', `GET:${path}`, [host, path, query, vary]), tags }
 }
 
 /** The values of the `vary` headers and cookies of a request, by `header` and `cookie:NAME`. */
@@ -88,37 +87,47 @@ const MAX_MEMO_SIGNATURE = 2048
 const MAX_MEMO_ENTRIES = 10_000
 
 /**
- * The page keys of one page cache, memoized by what they are made of (URL, host, vary values): a hit then costs a
+ * The page keys of one page cache, memoized by what they are made of (host, URL, vary values): a hit then costs a
  * Map lookup instead of parsing the query and hashing. Bounded: cleared when full, and long requests are not kept.
  */
 export class PageKeys {
   readonly #cache: TieredCache
   readonly #o: ResolvedPageOptions
-  /** The URL alone tells requests apart when the key has neither host nor vary values. */
-  readonly #urlOnly: boolean
-  /** By signature: the key, or null for a path too deep to cache. */
-  readonly #known = new Map<string, PageKey | null>()
+  /** Host and URL alone tell requests apart when the key has no vary values. */
+  readonly #noVary: boolean
+  /** By host, then by the rest of the signature: the key, or null for a URL that cannot be cached. */
+  readonly #known = new Map<string, Map<string, PageKey | null>>()
+  #size = 0
 
   constructor(cache: TieredCache, o: ResolvedPageOptions) {
     this.#cache = cache
     this.#o = o
-    this.#urlOnly = o.allowedHosts === undefined && o.varyHeaders.length === 0 && o.varyCookies.length === 0
+    this.#noVary = o.varyHeaders.length === 0 && o.varyCookies.length === 0
   }
 
-  /** The key of `req` for `host` (null when hosts are not part of keys); undefined when the path is too deep to cache. */
-  of(req: Request, host: string | null): PageKey | undefined {
+  /**
+   * The key of `req`; undefined when its URL cannot be cached: a path too deep, or a query that keeps it out
+   * (see {@link keyedQuery}).
+   */
+  of(req: Request): PageKey | undefined {
     const url = req.originalUrl ?? req.url ?? '/'
-    const vary = this.#urlOnly ? undefined : varyValues(req, this.#o)
-    // Within one page cache every signature has the same shape (same vary names, host always or never).
-    const signature = vary === undefined ? url : JSON.stringify([url, host, vary])
-    const known = this.#known.get(signature)
+    const host = requestHost(req)
+    const vary = this.#noVary ? undefined : varyValues(req, this.#o)
+    // Within one page cache every signature has the same shape (same vary names). Host and URL are looked up apart:
+    // hashing the two costs less than joining them into one string to hash.
+    const signature = vary === undefined ? url : JSON.stringify([url, vary])
+    const known = this.#known.get(host)?.get(signature)
     if (known !== undefined) return known ?? undefined
-    const path = requestPath(req)
-    const tags = pathTags(path)
-    const key = tags === undefined ? null : keyFrom(this.#cache, req, { path, host, tags }, vary ?? {}, this.#o)
-    if (signature.length <= MAX_MEMO_SIGNATURE) {
-      if (this.#known.size >= MAX_MEMO_ENTRIES) this.#known.clear()
-      this.#known.set(signature, key)
+    const key = keyFrom(this.#cache, url, requestPath(req), host, vary ?? {}, this.#o) ?? null
+    if (signature.length + host.length <= MAX_MEMO_SIGNATURE) {
+      if (this.#size >= MAX_MEMO_ENTRIES) {
+        this.#known.clear()
+        this.#size = 0
+      }
+      let byHost = this.#known.get(host)
+      if (byHost === undefined) this.#known.set(host, (byHost = new Map()))
+      byHost.set(signature, key)
+      this.#size += 1
     }
     return key ?? undefined
   }

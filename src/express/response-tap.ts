@@ -1,3 +1,4 @@
+// Holding back what a view writes until it ends, so the whole response can be judged, stored and replayed.
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
 
 /** What a handler wrote, held back from the client. */

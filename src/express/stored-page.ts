@@ -1,3 +1,4 @@
+// A response as stored: what may be stored, its JSON form, its ETag, and its ready-to-send form.
 import { hash } from 'node:crypto'
 import type { OutgoingHttpHeaders } from 'node:http'
 import { isUtf8 } from 'node:buffer'

@@ -3,7 +3,7 @@
  * each as argv says), closes the cache and exits at once. Run by tests with `node --import tsx short-job.ts URL PREFIX`.
  */
 import { createCache } from '../../src/index.ts'
-import { invalidatePath } from '../../src/express.ts'
+import { invalidatePath } from '../../src/express/index.ts'
 
 const [url, prefix] = process.argv.slice(2)
 if (url === undefined || prefix === undefined) throw new Error('usage: short-job.ts REDIS_URL PREFIX')
