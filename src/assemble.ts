@@ -42,7 +42,7 @@ export function assembleCache(o: ResolvedCacheOptions, stats: CacheStats): Cache
   let versions: DataVersions | undefined
   bus?.listen({
     message: (message) => stack?.receive(message),
-    connected: () => {
+    missed: () => {
       // Messages sent while the bus was down are lost: nothing this process holds can be trusted any more.
       stack?.dropL1()
       versions?.dropAll()
@@ -57,7 +57,7 @@ export function assembleCache(o: ResolvedCacheOptions, stats: CacheStats): Cache
     busDownTrustMs: o.busDownTrustMs,
     busHealthy,
     redisDown,
-    publish: (tags) => bus?.publish({ kind: 'tags', tags }) ?? Promise.resolve(),
+    publish: (tags) => bus?.publish({ kind: 'tags', tags }, true) ?? Promise.resolve(),
   })
   stack = new TierStack({
     l1: new MemoryTier(o.l1),
@@ -68,7 +68,7 @@ export function assembleCache(o: ResolvedCacheOptions, stats: CacheStats): Cache
     busDownTrustMs: o.busDownTrustMs,
     busHealthy,
     redisDown,
-    publish: (message) => bus?.publish(message) ?? Promise.resolve(),
+    publish: (message, acknowledged) => bus?.publish(message, acknowledged) ?? Promise.resolve(),
   })
   const locks = connection === undefined ? undefined : new KeyLocks(connection, keys)
   const computations = new Computations({
@@ -113,6 +113,6 @@ function connectRedis(o: ResolvedCacheOptions, redis: string | RedisClient, stat
     stats.corrupt += 1
     o.logger.error(`fragcache: the value under "${key}" in Redis was not written by fragcache; treated as a miss`)
   })
-  const bus = new InvalidationBus(client, `fragcache:${o.prefix}`, (channel, text) => connection.run('publish', (c) => c.publish(channel, text)))
+  const bus = new InvalidationBus(connection, `fragcache:${o.prefix}`, { heartbeatMs: o.busHeartbeatMs, ackTimeoutMs: o.ackTimeoutMs, perf: o.perf })
   return { connection, l2, bus }
 }

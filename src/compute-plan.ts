@@ -34,6 +34,11 @@ export interface GetOrSetOptions {
   store?: (value: unknown) => boolean
   /** Set false for a compute that must never run in the background (the default follows the cache's option). */
   earlyRefresh?: boolean
+  /**
+   * What a cached value must look like to be served (a fragment: a string; a page: a stored page). One that does not is
+   * treated as corrupt: never returned, deleted, recomputed and stored anew.
+   */
+  accept?: (value: unknown) => boolean
   /** One compute across processes (with Redis): the lock's bounds, or false for none. Default: the cache's `lock`. */
   lock?: LockOptions | false
 }
@@ -49,6 +54,8 @@ export interface ComputePlan {
   readonly store: ((value: unknown) => boolean) | undefined
   /** False: never recompute in the background. */
   readonly earlyRefresh: boolean
+  /** What a cached value must look like to be served (undefined: anything). */
+  readonly accept: ((value: unknown) => boolean) | undefined
   readonly lock: Required<LockOptions> | false
 }
 
@@ -78,6 +85,7 @@ export function checkPlan(options: GetOrSetOptions, defaults: PlanDefaults): Com
     tags,
     store: options.store,
     earlyRefresh: options.earlyRefresh !== false,
+    accept: options.accept,
     lock: options.lock === undefined ? defaults.lock : checkLock(options.lock, defaults.lock, 'getOrSet'),
   }
 }

@@ -9,7 +9,7 @@ import { type Deps, type Entry, isExpired, isGone, makeEntry } from './entry.ts'
 import { InvalidArgumentError, describe } from './errors.ts'
 import type { HeldLock, KeyLocks } from './lock.ts'
 import type { Logger } from './options.ts'
-import type { RequestScope } from './request-scope.ts'
+import { type RequestScope, tryGetRequestScope } from './request-scope.ts'
 import type { CacheStats } from './stats.ts'
 import type { TierStack } from './tier-stack.ts'
 import { isUnavailable } from './tiers/redis-client.ts'
@@ -72,8 +72,20 @@ export class Computations {
     if (force) return this.#computeShared(fullKey, compute, plan, undefined, 'force')
     const now = this.#p.clock()
     const near = this.#p.stack.readNear(fullKey, scope, now)
-    if (near !== undefined) return Promise.resolve(this.#serve(near, fullKey, compute, plan, now))
+    if (near !== undefined) {
+      if (this.#acceptable(near, fullKey, plan)) return Promise.resolve(this.#serve(near, fullKey, compute, plan, now))
+      return this.#computeShared(fullKey, compute, plan, undefined, 'force')
+    }
     return this.#getOrSetFar(fullKey, compute, plan, scope, now)
+  }
+
+  /** False for a cached value the caller cannot use (not what it stores): counted as corrupt, dropped everywhere. */
+  #acceptable(entry: Entry, fullKey: string, plan: ComputePlan): boolean {
+    if (plan.accept === undefined || plan.accept(entry.value)) return true
+    this.#p.stats.corrupt += 1
+    this.#p.logger.error(`fragcache: the value under "${fullKey}" is not what its reader stores; treated as a miss and recomputed`)
+    this.#p.stack.forget([fullKey], tryGetRequestScope())
+    return false
   }
 
   /** Resolves once the work started in the background so far has finished. */
@@ -85,6 +97,7 @@ export class Computations {
     if (plan.tags.length > 0) this.#p.versions.prefetch(plan.tags)
     const entry = await this.#p.stack.readFar(fullKey, scope, now)
     if (entry === undefined) return this.#computeShared(fullKey, compute, plan, undefined, 'miss')
+    if (!this.#acceptable(entry, fullKey, plan)) return this.#computeShared(fullKey, compute, plan, undefined, 'force')
     if (!isExpired(entry, now)) return this.#serve(entry, fullKey, compute, plan, now)
     return this.#refreshStale(fullKey, compute, plan, entry)
   }
@@ -196,6 +209,8 @@ export class Computations {
     try {
       const result = await this.#computeAndStore(fullKey, compute, plan)
       landed = result.landed
+      // A forced refresh is a deliberate write-through: done once the value is in Redis.
+      if (why === 'force') await landed
       return result.computed
     } finally {
       // Released once the value is in Redis, so that the waiters it wakes find it; woken anyway when nothing landed.

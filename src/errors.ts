@@ -10,6 +10,7 @@ export type FragcacheErrorCode =
   | 'FRAGCACHE_KEY_NOT_FOUND'
   | 'FRAGCACHE_NOT_AN_INTEGER'
   | 'FRAGCACHE_ATOMICITY_UNAVAILABLE'
+  | 'FRAGCACHE_OUTCOME_UNKNOWN'
   | 'FRAGCACHE_VERSIONS_UNAVAILABLE'
   | 'FRAGCACHE_NOT_READY'
   | 'FRAGCACHE_TEMPLATE_TAG'
@@ -123,6 +124,27 @@ export class AtomicityError extends FragcacheError {
     )
     this.key = key
     this.operation = operation
+  }
+}
+
+/**
+ * A `versions.bump` was sent to Redis, and no answer came (it timed out, or the connection broke while waiting), even
+ * after retrying: Redis may or may not have applied it. fragcache has told every process to drop the tags anyway
+ * (dropping is always safe), so nothing stale is served where the bus reaches; the caller should say the change was
+ * saved but may take a moment to show, rather than that it failed. An {@link AtomicityError}, with its own code.
+ *
+ * @example
+ * ```ts
+ * try { await cache.versions.bump('article:1') } catch (err) {
+ *   if (err instanceof OutcomeUnknownError) flash('Saved; the page may take a few seconds to update')
+ * }
+ * ```
+ */
+export class OutcomeUnknownError extends AtomicityError {
+  constructor(operation: string, key: string, cause: unknown) {
+    super(operation, key, cause)
+    ;(this as { code: FragcacheErrorCode }).code = 'FRAGCACHE_OUTCOME_UNKNOWN'
+    this.message = `fragcache: ${operation}("${key}") was sent to Redis and no answer came: it may or may not have been applied (every process was told to drop what it holds): ${describe(cause)}`
   }
 }
 

@@ -34,6 +34,7 @@ export {
   KeyNotFoundError,
   NotAnIntegerError,
   AtomicityError,
+  OutcomeUnknownError,
   VersionsUnavailableError,
   NotReadyError,
   TemplateTagError,

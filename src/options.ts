@@ -41,6 +41,16 @@ export interface CacheOptions {
   /** While the invalidation bus is down, L1 entries and versions are trusted this long (ms, default 1000). */
   busDownTrustMs?: number
   /**
+   * Every process says it is alive on the bus this often (ms, default 500); a process that does not hear its own beats
+   * back for three of them counts its bus as down. Also how soon a lost invalidation is noticed (a gap).
+   */
+  busHeartbeatMs?: number
+  /**
+   * `versions.bump`, `set`, `setMany`, `delete` and `clear` resolve once every live process has applied them, or after
+   * this long (ms, default 1000; 0: they resolve once Redis answered). Read-your-writes across processes.
+   */
+  ackTimeoutMs?: number
+  /**
    * Seconds an entry is kept past its TTL, stale, to be served when its recompute fails or is slower than
    * `softTimeoutMs`, and to every caller but the one recomputing it. A bumped dep is never served as stale. Default 0.
    */
@@ -82,6 +92,8 @@ export interface ResolvedCacheOptions {
   connectTimeoutMs: number
   redisBreaker: BreakerOptions
   busDownTrustMs: number
+  busHeartbeatMs: number
+  ackTimeoutMs: number
   graceMs: number
   softTimeoutMs: number | undefined
   lock: Required<LockOptions> | false
@@ -102,6 +114,8 @@ const KNOWN = [
   'connectTimeoutMs',
   'redisBreaker',
   'busDownTrustMs',
+  'busHeartbeatMs',
+  'ackTimeoutMs',
   'grace',
   'softTimeoutMs',
   'lock',
@@ -149,6 +163,8 @@ export function checkCacheOptions(options: CacheOptions): ResolvedCacheOptions {
       cooldownMs: positive(options.redisBreaker?.cooldownMs ?? 1000, 'redisBreaker.cooldownMs'),
     },
     busDownTrustMs: nonNegative(options.busDownTrustMs ?? 1000, 'busDownTrustMs'),
+    busHeartbeatMs: positive(options.busHeartbeatMs ?? 500, 'busHeartbeatMs'),
+    ackTimeoutMs: nonNegative(options.ackTimeoutMs ?? 1000, 'ackTimeoutMs'),
     graceMs: options.grace === undefined ? 0 : graceMs(options.grace, 'options'),
     softTimeoutMs: options.softTimeoutMs === undefined ? undefined : nonNegative(options.softTimeoutMs, 'softTimeoutMs'),
     lock: options.lock === undefined ? DEFAULT_LOCK : checkLock(options.lock, DEFAULT_LOCK, 'options'),

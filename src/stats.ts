@@ -26,6 +26,12 @@ export interface CacheStatsSnapshot {
     corrupt: number
     down: boolean
     busConnected: boolean
+    /** Invalidations from other processes found missing (gaps in their sequence numbers). */
+    busGaps: number
+    /** Invalidations a live process did not acknowledge within `ackTimeoutMs`. */
+    unacknowledged: number
+    /** Other processes heard on the bus recently. */
+    peers: number
   }
   /** Times a compute function ran (misses, forced and early refreshes). */
   computes: number
@@ -46,7 +52,7 @@ type TierName = 'request' | 'l1' | 'l2'
  * The counters behind `cache.stats()`. A miss is counted once per read, at the last tier asked.
  * @example
  * ```ts
- * const stats = new CacheStats(); stats.hit('l1'); stats.snapshot({ entries: 1, bytes: 10 }, { configured: false, down: false, busConnected: false })
+ * const stats = new CacheStats(); stats.hit('l1'); stats.snapshot({ entries: 1, bytes: 10 }, { configured: false, down: false, busConnected: false, busGaps: 0, unacknowledged: 0, peers: 0 })
  * ```
  */
 export class CacheStats {
@@ -75,7 +81,7 @@ export class CacheStats {
 
   snapshot(
     l1: { entries: number; bytes: number },
-    l2: { configured: boolean; down: boolean; busConnected: boolean },
+    l2: { configured: boolean; down: boolean; busConnected: boolean; busGaps: number; unacknowledged: number; peers: number },
   ): CacheStatsSnapshot {
     return {
       request: { hits: this.#hits.request, misses: this.#misses.request },

@@ -25,8 +25,11 @@ export interface TierStackParts {
   readonly busHealthy: () => boolean
   /** Whether Redis is down (the circuit is open): no bump can succeed anywhere, so L1 stays true. */
   readonly redisDown: () => boolean
-  /** Tells the other processes; resolves once Redis answered (never rejects). */
-  readonly publish: (message: BusMessage) => Promise<void>
+  /**
+   * Tells the other processes; resolves once Redis answered and, when `acknowledged`, once every live process applied
+   * it (never rejects).
+   */
+  readonly publish: (message: BusMessage, acknowledged: boolean) => Promise<void>
 }
 
 /** One GET that concurrent readers of a key share. */
@@ -176,11 +179,14 @@ export class TierStack {
     if (!isUnavailable(await this.l2.set(write, this.#p.clock()))) void this.announce([write.key])
   }
 
-  /** Stores several entries in every tier, L2 in one round trip. */
+  /**
+   * Stores entries in every tier (L2 in one round trip) and resolves once every live process dropped its old copy:
+   * `set` and `setMany` are read-your-writes across processes.
+   */
   async storeMany(writes: readonly EntryWrite[]): Promise<void> {
     for (const write of writes) this.remember(write.key, write.entry)
     if (!this.l2) return
-    if (!isUnavailable(await this.l2.setMany(writes, this.#p.clock()))) void this.announce(writes.map((write) => write.key))
+    if (!isUnavailable(await this.l2.setMany(writes, this.#p.clock()))) await this.announce(writes.map((write) => write.key), true)
   }
 
   /** Puts an entry in the request scope and L1. */
@@ -205,13 +211,16 @@ export class TierStack {
     if (!this.l2) return local
     const removed = await this.l2.delete(fullKeys)
     // Dropping a copy is always safe: even when Redis did not answer, the delete may have happened.
-    await this.announce(fullKeys)
+    await this.announce(fullKeys, true)
     return isUnavailable(removed) ? local : removed
   }
 
-  /** Tells the other processes that these keys changed; resolves once Redis answered. */
-  announce(fullKeys: readonly string[]): Promise<void> {
-    return this.#p.publish({ kind: 'keys', keys: [...fullKeys] })
+  /**
+   * Tells the other processes that these keys changed; resolves once Redis answered and, when `acknowledged`, once every
+   * live process dropped its copy (read-your-writes: a request they start afterwards cannot see the old value).
+   */
+  announce(fullKeys: readonly string[], acknowledged = false): Promise<void> {
+    return this.#p.publish({ kind: 'keys', keys: [...fullKeys] }, acknowledged)
   }
 
   /** What another process said over the bus. */

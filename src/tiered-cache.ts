@@ -147,7 +147,7 @@ export class TieredCache {
       await this.#stack.remove([fullKey], tryGetRequestScope())
       return
     }
-    await this.#stack.store({ key: fullKey, ...makeEntry(fullKey, value, { expiresAt }) })
+    await this.#stack.storeMany([{ key: fullKey, ...makeEntry(fullKey, value, { expiresAt }) }])
   }
 
   /**
@@ -390,7 +390,7 @@ export class TieredCache {
     this.versions.dropAll()
     if (!this.#l2) return true
     const cleared = await this.#l2.deleteByPrefix(this.keys.base.slice(0, this.keys.base.indexOf(':') + 1))
-    await this.#bus?.publish({ kind: 'clear' })
+    await this.#bus?.publish({ kind: 'clear' }, true)
     return cleared === true
   }
 
@@ -404,7 +404,15 @@ export class TieredCache {
   stats(): CacheStatsSnapshot {
     return this.#stats.snapshot(
       { entries: this.#stack.l1.size, bytes: this.#stack.l1.bytes },
-      { configured: this.#l2 !== undefined, down: this.#connection?.isDown ?? false, busConnected: this.#bus?.healthy ?? false },
+      {
+        configured: this.#l2 !== undefined,
+        down: this.#connection?.isDown ?? false,
+        busConnected: this.#bus?.healthy ?? false,
+        busGaps: 0,
+        unacknowledged: 0,
+        peers: 0,
+        ...this.#bus?.counts(),
+      },
     )
   }
 
@@ -431,7 +439,7 @@ export class TieredCache {
    */
   async close(): Promise<void> {
     await this.flush()
-    await this.#bus?.close()
+    this.#bus?.close()
     await this.#connection?.close()
   }
 

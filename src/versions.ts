@@ -5,7 +5,7 @@
 import { LRUCache } from 'lru-cache'
 import { recordDeps } from './dependency-recorder.ts'
 import type { Deps } from './entry.ts'
-import { AtomicityError, InvalidArgumentError, VersionsUnavailableError } from './errors.ts'
+import { AtomicityError, InvalidArgumentError, OutcomeUnknownError, VersionsUnavailableError } from './errors.ts'
 import type { KeyBuilder } from './keys.ts'
 import { tryGetRequestScope } from './request-scope.ts'
 import { LuaScript, type RedisConnection, type Unavailable, isUnavailable } from './tiers/redis-client.ts'
@@ -36,6 +36,8 @@ for i, key in ipairs(KEYS) do
 end
 return out`)
 
+/** Attempts after a bump whose reply did not come. */
+const BUMP_RETRIES = 2
 /** Version keys live this long after their last bump or creation (30 days); see the note on READ. */
 const VERSION_TTL_MS = 30 * 24 * 3600 * 1000
 const TAG_PATTERN = /^\S{1,200}$/
@@ -116,9 +118,12 @@ export class DataVersions {
 
   /**
    * Bumps the versions of `tags` (call it on save and delete), invalidating every entry that depends on any of them.
-   * Applies at once in this process and tells the others over the bus.
+   * Applies at once in this process and tells the others over the bus; resolves once every live process has applied
+   * it (or `ackTimeoutMs` passed), so a request any of them starts afterwards cannot see an entry computed before.
    * @throws AtomicityError when Redis cannot be reached: the bump did not happen, and saying otherwise would
    *   let stale pages be served.
+   * @throws OutcomeUnknownError (an AtomicityError) when the bump was sent and no answer came, even after two retries:
+   *   it may have happened, and every process was told to drop the tags.
    */
   async bump(...tags: string[]): Promise<Record<string, number>> {
     checkTags(tags, 'versions.bump')
@@ -127,8 +132,21 @@ export class DataVersions {
     let versions: number[]
     if (redis) {
       const keys = unique.map((tag) => this.#key(tag))
-      const reply = await redis.run('versions.bump', redis.script(BUMP, keys, [this.#initial(), VERSION_TTL_MS]))
-      if (isUnavailable(reply)) throw new AtomicityError('versions.bump', unique.join(','), reply.error)
+      const bump = () => redis.run('versions.bump', redis.script(BUMP, keys, [this.#initial(), VERSION_TTL_MS]))
+      let reply = await bump()
+      let maybeApplied = false
+      // No answer to a bump that was sent: it may have happened. Bumping again is harmless (it only invalidates).
+      for (let retry = 0; isUnavailable(reply) && reply.maybeApplied && retry < BUMP_RETRIES; retry++) {
+        maybeApplied = true
+        reply = await bump()
+      }
+      if (isUnavailable(reply)) {
+        if (!maybeApplied && !reply.maybeApplied) throw new AtomicityError('versions.bump', unique.join(','), reply.error)
+        // Its outcome is unknown: drop what every process holds of these tags, which is always safe.
+        this.drop(unique)
+        await this.#options.publish(unique)
+        throw new OutcomeUnknownError('versions.bump', unique.join(','), reply.error)
+      }
       versions = (reply as unknown[]).map(Number)
     } else {
       versions = unique.map((tag) => {

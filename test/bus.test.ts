@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url'
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { type TieredCache, createCache } from '../src/index.ts'
+import { type CacheProcess, startCacheProcess } from './support/cache-process.ts'
 import { RedisServer, eventually, patientRedis } from './support/redis-server.ts'
 
 const quiet = { warn: () => {}, error: () => {} }
@@ -25,8 +26,7 @@ function runScript(script: string, args: string[]): Promise<number | null> {
 
 const bus = suite('Invalidation bus')
 bus.after(async () => {
-  for (const cache of open) await cache.close()
-  await server.stop()
+  for (const cache of open.splice(0)) await cache.close()
 })
 
 bus('a short-lived job that bumps, deletes and invalidates a path, then closes and exits, loses none of it', async () => {
@@ -60,3 +60,80 @@ bus('flush() resolves once the publishes of writes have been answered; close() f
 })
 
 bus.run()
+
+const rw = suite('Invalidation bus :: read-your-writes and lost messages')
+const children: CacheProcess[] = []
+rw.after(async () => {
+  for (const child of children) await child.close()
+  for (const cache of open.splice(0)) await cache.close()
+  await server.stop()
+})
+
+rw('1,000 bump-then-read sequences: a read the other process starts after the bump resolves is never stale', async () => {
+  const prefix = `ryw${++prefixes}`
+  const writer = await make(prefix)
+  const reader = await startCacheProcess(server.url, prefix)
+  children.push(reader)
+  const read = () => reader.call<string>({ op: 'versioned', key: 'article:1:body', tag: 'article:1' })
+  await read()
+  let stale = 0
+  for (let i = 0; i < 1000; i++) {
+    const bumped = await writer.versions.bump('article:1')
+    if ((await read()) !== `v${bumped['article:1']}`) stale += 1
+  }
+  assert.is(stale, 0, `${stale} of 1,000 reads served an entry computed before the bump`)
+  assert.is(writer.stats().l2.unacknowledged, 0)
+})
+
+rw('a bump whose reply is lost to a frozen Redis: "outcome unknown", and the other process does not keep the old entry once Redis resumes', async () => {
+  const prefix = `amb${++prefixes}`
+  const writer = createCache({ prefix, redis: server.url, logger: quiet, redisTimeoutMs: 50, redisBreaker: { threshold: 100, cooldownMs: 100 } })
+  open.push(writer)
+  await writer.ready()
+  const reader = await startCacheProcess(server.url, prefix)
+  children.push(reader)
+  const read = () => reader.call<string>({ op: 'versioned', key: 'article:2:body', tag: 'article:2' })
+  const before = await read()
+  server.pause()
+  try {
+    await writer.versions.bump('article:2').then(
+      () => assert.unreachable('the bump had no answer'),
+      (error: Error) => {
+        assert.is(error.name, 'OutcomeUnknownError')
+        assert.is((error as Error & { code: string }).code, 'FRAGCACHE_OUTCOME_UNKNOWN')
+        assert.match(error.message, /^fragcache: versions\.bump\("article:2"\) was sent to Redis and no answer came: it may or may not have been applied/)
+      },
+    )
+  } finally {
+    server.resume()
+  }
+  // Redis applies what was queued (the bumps, then the invalidation) once it resumes.
+  await eventually(async () => (await read()) !== before, 5000, 'the reader to drop the old entry')
+  const after = await read()
+  assert.ok(Number(after.slice(1)) > Number(before.slice(1)), `${after} is newer than ${before}`)
+  for (let i = 0; i < 50; i++) assert.is(await read(), after, 'and never goes back to it')
+})
+
+rw('the pub/sub connection killed while a bump is published: the other process serves the old entry no longer than busDownTrustMs', async () => {
+  const prefix = `kill${++prefixes}`
+  const writer = createCache({ prefix, redis: server.url, ...patientRedis, logger: quiet, ackTimeoutMs: 200 })
+  open.push(writer)
+  await writer.ready()
+  const reader = await startCacheProcess(server.url, prefix, { controlledClock: true, busDownTrustMs: 1000 })
+  children.push(reader)
+  const read = () => reader.call<string>({ op: 'versioned', key: 'article:3:body', tag: 'article:3' })
+  const before = await read()
+  const raw = server.client()
+  try {
+    await raw.client('KILL', 'TYPE', 'pubsub')
+  } finally {
+    raw.disconnect()
+  }
+  const bumped = await writer.versions.bump('article:3')
+  // Whatever the reader still believes, a second past the trusted time it must not serve the old entry.
+  await reader.call({ op: 'advance', ms: 1001 })
+  assert.is(await read(), `v${bumped['article:3']}`)
+  assert.not.equal(before, `v${bumped['article:3']}`)
+})
+
+rw.run()

@@ -378,6 +378,26 @@ function contract(name: string, make: MakeHarness, after: () => Promise<void>): 
     assert.is(cache.now(), clock.now, 'now() reads the injected clock')
   })
 
+  test('clock :: every operation judges expiry by the injected clock, whatever the tier', async () => {
+    const { cache, clock, peer } = await harness()
+    await cache.set('n', 5, 10)
+    await cache.set('t', 'x', 10)
+    clock.now += 10_000 // past both expiries by the cache's clock; Redis (real time) still holds them
+    for (const reader of peer ? [cache, peer] : [cache]) {
+      assert.is(await reader.get('n'), undefined, 'get: missing')
+      assert.equal(await reader.getMany(['n', 't']), new Map())
+    }
+    await cache.incr('n').then(
+      () => assert.unreachable('incr of an expired value'),
+      (error: Error) => assert.instance(error, KeyNotFoundError),
+    )
+    assert.is(await cache.touch('t', 60), false, 'touch does not bring it back')
+    assert.is(await cache.get('t'), undefined)
+    assert.is(await cache.add('n', 1, 60), true, 'add: there is nothing there')
+    assert.is(await cache.get('n'), 1)
+    if (peer) assert.is(await peer.get('n'), 1)
+  })
+
   test('clear :: removes this prefix only', async () => {
     const { cache, peer } = await harness()
     await cache.set('c1', 1)
@@ -388,7 +408,7 @@ function contract(name: string, make: MakeHarness, after: () => Promise<void>): 
 
   test('options :: validated with exact messages', () => {
     const bad: [CacheOptions, string][] = [
-      [{ tll: 5 } as unknown as CacheOptions, 'fragcache: unknown option "tll"; known options are prefix, version, ttl, l1, redis, redisTimeoutMs, connectTimeoutMs, redisBreaker, busDownTrustMs, grace, softTimeoutMs, lock, earlyRefresh, clock, perf, random, logger'],
+      [{ tll: 5 } as unknown as CacheOptions, 'fragcache: unknown option "tll"; known options are prefix, version, ttl, l1, redis, redisTimeoutMs, connectTimeoutMs, redisBreaker, busDownTrustMs, busHeartbeatMs, ackTimeoutMs, grace, softTimeoutMs, lock, earlyRefresh, clock, perf, random, logger'],
       [{ ttl: 'x' as unknown as number }, 'fragcache: options: ttl must be a number of seconds or null; got "x"'],
       [{ redisTimeoutMs: 0 }, 'fragcache: redisTimeoutMs must be a positive number; got 0'],
       [{ l1: { max: 1.5 } }, 'fragcache: l1.max must be a positive integer; got 1.5'],

@@ -22,6 +22,12 @@ type Request =
   | { id: number; op: 'burst'; key: string; count: number; computeMs: number; counter: string }
   /** A getOrSet of `key` whose compute INCRs `counter` and never finishes (to be killed mid-compute); answers at once. */
   | { id: number; op: 'hang'; key: string; counter: string }
+  /** getOrSet of `key`, computed as `v<version of tag>` (the version read inside the compute, so recorded as a dep). */
+  | { id: number; op: 'versioned'; key: string; tag: string }
+  /** Moves this process's clock (started with `controlledClock`) forward. */
+  | { id: number; op: 'advance'; ms: number }
+  /** What `stats()` says. */
+  | { id: number; op: 'stats' }
 
 /** A handle on the child process. */
 export interface CacheProcess {
@@ -30,7 +36,7 @@ export interface CacheProcess {
 }
 
 /** Forks a process holding `createCache({ redis: url, prefix, ...options })`, ready when it resolves. */
-export async function startCacheProcess(url: string, prefix: string, options: Partial<CacheOptions> = {}): Promise<CacheProcess & { pid: number; kill(): Promise<void> }> {
+export async function startCacheProcess(url: string, prefix: string, options: Partial<CacheOptions> & { controlledClock?: boolean } = {}): Promise<CacheProcess & { pid: number; kill(): Promise<void> }> {
   const child = fork(fileURLToPath(import.meta.url), [url, prefix, JSON.stringify(options)], { execArgv: ['--import', 'tsx'], stdio: 'inherit' })
   const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>()
   let next = 0
@@ -67,9 +73,11 @@ export async function startCacheProcess(url: string, prefix: string, options: Pa
 }
 
 if (process.send && process.argv[2] && process.argv[3]) {
-  const options = JSON.parse(process.argv[4] ?? '{}') as Partial<CacheOptions>
+  const { controlledClock, ...options } = JSON.parse(process.argv[4] ?? '{}') as Partial<CacheOptions> & { controlledClock?: boolean }
   const url = process.argv[2]
-  const cache = createCache({ redis: url, prefix: process.argv[3], ...patientRedis, logger: { warn: () => {}, error: () => {} }, ...options })
+  let offset = 0
+  const clock = controlledClock === true ? { clock: () => Date.now() + offset } : {}
+  const cache = createCache({ redis: url, prefix: process.argv[3], ...patientRedis, logger: { warn: () => {}, error: () => {} }, ...clock, ...options })
   const raw = new Redis(url, { maxRetriesPerRequest: 1 })
   const ready = cache.ready()
   let computes = 0
@@ -101,7 +109,14 @@ if (process.send && process.argv[2] && process.argv[3]) {
         // Answer once the compute is under way (it INCRs first), so the parent can kill it mid-compute.
         while (Number(await raw.get(counter)) === 0) await new Promise((r) => setTimeout(r, 5))
         result = null
-      } else result = computes
+      } else if (request.op === 'versioned') {
+        const { key, tag } = request
+        result = await cache.getOrSet(key, async () => `v${(await cache.versions.get([tag]))[tag]}`)
+      } else if (request.op === 'advance') {
+        offset += request.ms
+        result = null
+      } else if (request.op === 'stats') result = cache.stats()
+      else result = computes
       process.send?.({ id: request.id, result: result ?? null })
     } catch (error) {
       process.send?.({ id: request.id, error: (error as Error).message })
