@@ -57,6 +57,10 @@ export function assembleCache(o: ResolvedCacheOptions, stats: CacheStats): Cache
     busDownTrustMs: o.busDownTrustMs,
     busHealthy,
     redisDown,
+    corrupt: (count, versionKeys) => {
+      stats.corrupt += count
+      o.logger.error(`fragcache: ${count} version key(s) among ${versionKeys.join(', ')} held what fragcache never writes; replaced with a version larger than any they held`)
+    },
     publish: (tags) => bus?.publish({ kind: 'tags', tags }, true) ?? Promise.resolve(),
   })
   stack = new TierStack({

@@ -127,7 +127,8 @@ export class FragmentCache {
           }
           return output
         },
-        { ttl: fragment.ttl, deps: fragment.deps },
+        // HTML is a string: anything else under a fragment key (corrupt, or not fragcache's) is never emitted.
+        { ttl: fragment.ttl, deps: fragment.deps, accept: isHtml },
       )
     } catch (error) {
       throw bodyFailure(fragment, error)
@@ -344,4 +345,8 @@ function bodyFailure(fragment: PreparedFragment, error: unknown): unknown {
   if (error instanceof FragcacheError) return error
   const message = `fragcache: the body of fragment "${fragment.name}" failed: ${describe(error)}`
   return new TemplateTagError(fragment.template, fragment.line, message, { cause: error })
+}
+
+function isHtml(value: unknown): value is string {
+  return typeof value === 'string'
 }

@@ -11,29 +11,59 @@ import { tryGetRequestScope } from './request-scope.ts'
 import { LuaScript, type RedisConnection, type Unavailable, isUnavailable } from './tiers/redis-client.ts'
 
 /**
- * Version keys are created on first read with the current time in milliseconds, not 0. If one is evicted or
- * expires it comes back larger than any version it had, so an old entry can never become valid again.
+ * Shared Lua: `current(key)` is the version under `key` (nil when there is none), and whether what is there is not a
+ * version fragcache wrote (another type, or not a positive integer): such a key is replaced, never trusted.
  */
-const READ = new LuaScript(`
-local out = {}
+const CURRENT = `
+local function current(key)
+  local kind = redis.call('TYPE', key)['ok']
+  if kind == 'none' then return nil, false end
+  if kind ~= 'string' then return nil, true end
+  local n = tonumber(redis.call('GET', key))
+  if n and n >= 1 and n == math.floor(n) then return n, false end
+  return nil, true
+end`
+
+/**
+ * Reads (or creates) versions. ARGV: the initial version, the key's PX, the healing version. The reply ends with the
+ * number of corrupt keys replaced.
+ *
+ * A version key is created with the current time in milliseconds, not 0: if one is evicted or expires it comes back
+ * larger than any version it had, so an old entry can never become valid again. A corrupt one is replaced with the time
+ * in microseconds, larger than any version it could have held, for the same reason.
+ */
+const READ = new LuaScript(`${CURRENT}
+local out, healed = {}, 0
 for i, key in ipairs(KEYS) do
-  local v = redis.call('GET', key)
-  if not v then
+  local n, corrupt = current(key)
+  if corrupt then
+    redis.call('SET', key, ARGV[3], 'PX', ARGV[2])
+    n, healed = tonumber(ARGV[3]), healed + 1
+  elseif not n then
     redis.call('SET', key, ARGV[1], 'NX', 'PX', ARGV[2])
-    v = redis.call('GET', key)
+    n = tonumber(redis.call('GET', key))
   end
-  out[i] = tonumber(v)
+  out[i] = n
 end
+out[#KEYS + 1] = healed
 return out`)
 
-const BUMP = new LuaScript(`
-local out = {}
+/** Bumps versions (a corrupt key is replaced, bumped). ARGV as READ's; the reply ends with the number replaced. */
+const BUMP = new LuaScript(`${CURRENT}
+local out, healed = {}, 0
 for i, key in ipairs(KEYS) do
+  local n, corrupt = current(key)
   local v
-  if redis.call('EXISTS', key) == 1 then v = redis.call('INCR', key) else v = tonumber(ARGV[1]) + 1; redis.call('SET', key, v) end
+  if corrupt then
+    redis.call('DEL', key)
+    v, healed = tonumber(ARGV[3]) + 1, healed + 1
+    redis.call('SET', key, v)
+  elseif n then v = redis.call('INCR', key)
+  else v = tonumber(ARGV[1]) + 1; redis.call('SET', key, v) end
   redis.call('PEXPIRE', key, ARGV[2])
   out[i] = v
 end
+out[#KEYS + 1] = healed
 return out`)
 
 /** Attempts after a bump whose reply did not come. */
@@ -53,6 +83,8 @@ export interface DataVersionsOptions {
   busHealthy: () => boolean
   /** Whether Redis is down (the circuit is open): then no bump can succeed anywhere, and known versions stay true. */
   redisDown: () => boolean
+  /** Version keys that held what fragcache never writes were replaced (`count` of `keys`). */
+  corrupt: (count: number, keys: readonly string[]) => void
   /** Tells the other processes which tags were bumped; resolves once Redis answered. */
   publish: (tags: string[]) => Promise<void>
 }
@@ -132,7 +164,7 @@ export class DataVersions {
     let versions: number[]
     if (redis) {
       const keys = unique.map((tag) => this.#key(tag))
-      const bump = () => redis.run('versions.bump', redis.script(BUMP, keys, [this.#initial(), VERSION_TTL_MS]))
+      const bump = () => redis.run('versions.bump', redis.script(BUMP, keys, this.#scriptArgs()))
       let reply = await bump()
       let maybeApplied = false
       // No answer to a bump that was sent: it may have happened. Bumping again is harmless (it only invalidates).
@@ -147,7 +179,7 @@ export class DataVersions {
         await this.#options.publish(unique)
         throw new OutcomeUnknownError('versions.bump', unique.join(','), reply.error)
       }
-      versions = (reply as unknown[]).map(Number)
+      versions = this.#versionsOf(reply as unknown[], keys)
     } else {
       versions = unique.map((tag) => {
         const next = (this.#local.get(tag) ?? this.#initial()) + 1
@@ -293,10 +325,12 @@ export class DataVersions {
     const tags = [...batch.keys()]
     const generation = this.#generation
     const redis = this.#options.redis
-    const reply = await redis.run('versions.read', redis.script(READ, tags.map((tag) => this.#key(tag)), [this.#initial(), VERSION_TTL_MS]))
+    const keys = tags.map((tag) => this.#key(tag))
+    const reply = await redis.run('versions.read', redis.script(READ, keys, this.#scriptArgs()))
+    const read = isUnavailable(reply) ? reply : this.#versionsOf(reply as unknown[], keys)
     const now = this.#options.clock()
     tags.forEach((tag, i) => {
-      const version = isUnavailable(reply) ? reply : Number((reply as unknown[])[i])
+      const version = isUnavailable(read) ? read : (read[i] as number)
       if (!isUnavailable(version) && generation === this.#generation) this.#known.set(tag, { version, readAt: now })
       for (const resolve of batch.get(tag) ?? []) resolve(version)
     })
@@ -304,6 +338,18 @@ export class DataVersions {
 
   #key(tag: string): string {
     return this.#options.keys.build('ver', tag)
+  }
+
+  /** ARGV of READ and BUMP: the initial version, the keys' PX, the version that replaces a corrupt key. */
+  #scriptArgs(): (string | number)[] {
+    return [this.#initial(), VERSION_TTL_MS, Math.floor(this.#options.clock()) * 1000]
+  }
+
+  /** The versions in a READ or BUMP reply; reports the corrupt keys it replaced. */
+  #versionsOf(reply: unknown[], keys: readonly string[]): number[] {
+    const healed = Number(reply[keys.length])
+    if (healed > 0) this.#options.corrupt(healed, keys)
+    return reply.slice(0, keys.length).map(Number)
   }
 
   /** A starting version larger than any this process issued before (see the note on READ). */

@@ -258,4 +258,32 @@ processes('Redis down: no bump can succeed, so L1 is served as it is, and an ent
   }, 5000, 'the fresh render to be stored in Redis, under real versions')
 })
 
+processes('a version key overwritten with garbage is replaced: the next bump succeeds, and entries are cached again', async () => {
+  const logged: string[] = []
+  const cache = createCache({ prefix: `heal${++prefixes}`, redis: server.url, ...patientRedis, logger: { warn: () => {}, error: (m) => logged.push(m) } })
+  open.push(cache)
+  await cache.ready()
+  let calls = 0
+  const read = () => cache.getOrSet('healed', () => `render ${++calls}`, { deps: ['article:5', 'article:6'] })
+  assert.is(await read(), 'render 1')
+  const raw = server.client()
+  const key5 = cache.keys.build('ver', 'article:5')
+  const key6 = cache.keys.build('ver', 'article:6')
+  try {
+    await raw.set(key5, 'not a number')
+    await raw.del(key6)
+    await raw.hset(key6, 'f', 'a hash, not a version')
+  } finally {
+    raw.disconnect()
+  }
+  const bumped = await cache.versions.bump('article:5', 'article:6')
+  assert.ok((bumped['article:5'] as number) > Date.now() * 100, 'replaced with a version larger than any it could have held')
+  assert.is(cache.stats().l2.corrupt, 2)
+  assert.equal(logged, [
+    `fragcache: 2 version key(s) among ${key5}, ${key6} held what fragcache never writes; replaced with a version larger than any they held`,
+  ])
+  assert.is(await read(), 'render 2')
+  assert.is(await read(), 'render 2', 'cached again')
+})
+
 processes.run()

@@ -140,6 +140,8 @@ async function serveGet(context: PageContext, req: Request, res: Response, key: 
     // is ever stale, so the cache's softTimeoutMs never applies to one.
     earlyRefresh: false,
     grace: 0,
+    // A stored page that cannot be replayed (corrupt, or not fragcache's) is dropped and rendered anew.
+    accept: (value) => readyPage(value) !== undefined,
   })
   if (render.ran) return render.deliver(page)
   const ready = readyPage(page)

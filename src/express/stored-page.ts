@@ -1,6 +1,6 @@
 // A response as stored: what may be stored, its JSON form, its ETag, and its ready-to-send form.
 import { hash } from 'node:crypto'
-import type { OutgoingHttpHeaders } from 'node:http'
+import { type OutgoingHttpHeaders, validateHeaderName, validateHeaderValue } from 'node:http'
 import { isUtf8 } from 'node:buffer'
 import type { CapturedResponse } from './response-tap.ts'
 
@@ -122,20 +122,38 @@ export function etagOf(body: Buffer): string {
   return `"${hash('sha1', body, 'base64url')}"`
 }
 
-/** True when `value` has the shape of a {@link StoredPage} (anything else under a page key is a miss). */
+/**
+ * True when `value` is a {@link StoredPage} that can be replayed as it is: the shape, a status Node accepts, header names
+ * and values Node would send, a quoted ETag, a base64 body that is base64. Anything else under a page key (a value
+ * fragcache did not write, or a corrupt one) is a miss, never a 500.
+ */
 export function isStoredPage(value: unknown): value is StoredPage {
   if (typeof value !== 'object' || value === null) return false
   const page = value as Record<string, unknown>
-  return (
-    typeof page.status === 'number' &&
-    typeof page.body === 'string' &&
-    typeof page.base64 === 'boolean' &&
-    typeof page.etag === 'string' &&
-    typeof page.storedAt === 'number' &&
-    typeof page.headers === 'object' &&
-    page.headers !== null &&
-    Array.isArray(page.removed)
+  if (!Number.isInteger(page.status) || (page.status as number) < 200 || (page.status as number) > 599) return false
+  if (page.statusMessage !== null && (typeof page.statusMessage !== 'string' || /[\r\n]/.test(page.statusMessage))) return false
+  if (typeof page.body !== 'string' || typeof page.base64 !== 'boolean' || typeof page.storedAt !== 'number') return false
+  if (page.base64 && !BASE64.test(page.body)) return false
+  if (typeof page.etag !== 'string' || !ETAG.test(page.etag)) return false
+  if (!Array.isArray(page.removed) || !page.removed.every((name) => typeof name === 'string' && sendable(name, ''))) return false
+  if (typeof page.headers !== 'object' || page.headers === null || Array.isArray(page.headers)) return false
+  return Object.entries(page.headers as Record<string, unknown>).every(([name, header]) =>
+    Array.isArray(header) ? header.every((item) => typeof item === 'string' && sendable(name, item)) : typeof header === 'string' && sendable(name, header),
   )
+}
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/
+const ETAG = /^"[\w-]+"$/
+
+/** Whether Node would send this header (`setHeader` throws for an invalid name or value). */
+function sendable(name: string, value: string): boolean {
+  try {
+    validateHeaderName(name)
+    validateHeaderValue(name, value)
+    return true
+  } catch {
+    return false
+  }
 }
 
 /** True when an `If-None-Match` header matches `etag` (weak comparison, as RFC 9110 asks for GET and HEAD). */
