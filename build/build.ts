@@ -10,7 +10,7 @@
  * other's request scope or cache, and fail quietly: Node's "dual package hazard". With wrappers there is one copy.
  */
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { compileCommonJs } from './compile-commonjs.ts'
 import { writeEsmWrappers } from './esm-wrappers.ts'
@@ -39,7 +39,6 @@ const entries = packageEntries()
 rmSync('dist', { recursive: true, force: true })
 await compileCommonJs(COMMONJS_DIR)
 emitDeclarations()
-mkdirSync(COMMONJS_DIR, { recursive: true })
 writeFileSync(`${COMMONJS_DIR}/package.json`, `${JSON.stringify({ type: 'commonjs' })}\n`)
 checkTargets(entries)
 writeEsmWrappers(entries)
