@@ -44,7 +44,7 @@ const TAG_PATTERN = /^\S{1,200}$/
 
 /**
  * Options of {@link DataVersions}.
- * @internal (as every member that names a Redis type: the shipped declarations must not need ioredis)
+ * @internal like every member below that names a Redis type: the shipped declarations must compile without ioredis.
  */
 export interface DataVersionsOptions {
   keys: KeyBuilder
