@@ -1,3 +1,4 @@
+import type { Server } from 'node:http'
 import { createCacheWithEnvOptions } from './cache-env-options.ts'
 import { type Site, createSite } from './site.ts'
 
@@ -55,7 +56,14 @@ export async function startSite(options: StartOptions): Promise<{ site: Site; ur
     upstreamUrl: options.upstreamUrl,
     upstreamDelayMs: options.upstreamDelayMs,
   })
-  const server = await site.listen(options.port, options.host)
+  let server: Server
+  try {
+    server = await site.listen(options.port, options.host)
+  } catch (error) {
+    await site.close()
+    await cache.close()
+    throw (error as NodeJS.ErrnoException).code === 'EADDRINUSE' ? portInUse(options, error) : error
+  }
   const address = server.address()
   const port = typeof address === 'object' && address !== null ? address.port : options.port
   const stop = async () => {
@@ -66,6 +74,15 @@ export async function startSite(options: StartOptions): Promise<{ site: Site; ur
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
   return { site, url: `http://${options.host}:${port}` }
+}
+
+/** A port another process holds (often a demo still running), with the ways out. */
+function portInUse({ host, port }: StartOptions, cause: unknown): Error {
+  return new Error(
+    `port ${port} on ${host} is already in use (another demo still running?): stop that process, or start on another ` +
+      `port: PORT=0 for any free one (printed), or e.g. PORT=3001`,
+    { cause },
+  )
 }
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number): number {

@@ -22,7 +22,7 @@ export function createCache(options: CacheOptions = {}): TieredCache {
 
 export { TieredCache } from './tiered-cache.ts'
 export type { GetOrSetOptions, LockOptions } from './compute-plan.ts'
-export type { CacheOptions, Logger } from './options.ts'
+export type { CacheOptions, Logger, RedisClientLike } from './options.ts'
 export { runInRequestScope, tryGetRequestScope, type RequestScope, type RequestScopeOptions } from './request-scope.ts'
 export { DataVersions } from './versions.ts'
 export type { CacheStatsSnapshot, TierCounts } from './stats.ts'

@@ -14,6 +14,17 @@ export interface Logger {
   error(message: string): void
 }
 
+/**
+ * An ioredis `Redis` or `Cluster`, as {@link CacheOptions.redis} takes it: named by the members fragcache relies on
+ * rather than by ioredis's types, so that fragcache's declarations compile where ioredis (an optional peer) is not
+ * installed. The cache uses it as the ioredis client it is.
+ */
+export interface RedisClientLike {
+  readonly status: string
+  get(key: string): Promise<string | null>
+  duplicate(): unknown
+}
+
 /** Options of {@link createCache}. Every one has a default; unknown options are an error (a typo is never ignored). */
 export interface CacheOptions {
   /** Namespace of every key (Django's KEY_PREFIX): 1–64 of letters, digits, `_`, `.`, `-`. Default `'fragcache'`. */
@@ -25,7 +36,7 @@ export interface CacheOptions {
   /** Bounds of the in-process LRU. Default 10,000 entries and 64 MiB. */
   l1?: MemoryTierOptions
   /** A Redis URL, or an ioredis `Redis`/`Cluster` you own (fragcache never closes it). Omitted: memory only. */
-  redis?: string | RedisClient | undefined
+  redis?: string | RedisClientLike | undefined
   /**
    * A slower Redis answer is a miss (default 50 ms). Measured on Redis, not on a busy event loop: time the process
    * spent blocked (a long synchronous render) is not counted against a call.
@@ -81,7 +92,10 @@ export interface CacheOptions {
   logger?: Logger
 }
 
-/** {@link CacheOptions} with every default filled in. */
+/**
+ * {@link CacheOptions} with every default filled in.
+ * @internal (names ioredis's types: see {@link RedisClientLike})
+ */
 export interface ResolvedCacheOptions {
   prefix: string
   version: number
@@ -140,6 +154,7 @@ const defaultLogger: Logger = {
  * checkCacheOptions({ ttl: -1 }) // ok: ttl -1 means "do not store" by default
  * checkCacheOptions({ tll: 5 })  // throws: fragcache: unknown option "tll"
  * ```
+ * @internal
  */
 export function checkCacheOptions(options: CacheOptions): ResolvedCacheOptions {
   checkKnownOptions(options, KNOWN, undefined)
@@ -155,7 +170,7 @@ export function checkCacheOptions(options: CacheOptions): ResolvedCacheOptions {
     version: options.version ?? 1,
     ttl: options.ttl === undefined ? 300 : checkTtl(options.ttl, 'options'),
     l1,
-    redis,
+    redis: redis as string | RedisClient | undefined, // checked above
     redisTimeoutMs: positive(options.redisTimeoutMs ?? 50, 'redisTimeoutMs'),
     connectTimeoutMs: nonNegative(options.connectTimeoutMs ?? 1000, 'connectTimeoutMs'),
     redisBreaker: {

@@ -98,6 +98,8 @@ export class TieredCache {
    * const count = await cache.get('visits', 0)
    * ```
    */
+  get<T = unknown>(key: string, defaultValue?: undefined, options?: KeyOptions): Promise<T | undefined>
+  get<T>(key: string, defaultValue: T, options?: KeyOptions): Promise<T>
   get<T = unknown>(key: string, defaultValue?: T, options: KeyOptions = {}): Promise<T | undefined> {
     // Not async: a near hit answers without an extra promise (they cost, with AsyncLocalStorage on Node 20).
     let fullKey: string

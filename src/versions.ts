@@ -72,7 +72,10 @@ const BUMP_RETRIES = 2
 const VERSION_TTL_MS = 30 * 24 * 3600 * 1000
 const TAG_PATTERN = /^\S{1,200}$/
 
-/** Options of {@link DataVersions}. */
+/**
+ * Options of {@link DataVersions}.
+ * @internal like every member below that names a Redis type: the shipped declarations must compile without ioredis.
+ */
 export interface DataVersionsOptions {
   keys: KeyBuilder
   redis: RedisConnection | undefined
@@ -131,6 +134,7 @@ export class DataVersions {
   /** Bumped whenever known versions are dropped, so a read that started before cannot store what it got. */
   #generation = 0
 
+  /** @internal */
   constructor(options: DataVersionsOptions) {
     this.#options = options
   }
@@ -217,7 +221,10 @@ export class DataVersions {
     return complete ? true : undefined
   }
 
-  /** Judges recorded deps, reading unknown versions: UNAVAILABLE when they cannot be read. */
+  /**
+   * Judges recorded deps, reading unknown versions: UNAVAILABLE when they cannot be read.
+   * @internal
+   */
   async verify(deps: Deps): Promise<boolean | Unavailable> {
     const quick = this.check(deps)
     if (quick !== undefined) return quick
@@ -231,6 +238,7 @@ export class DataVersions {
    * The current versions of `tags`: from the request memo, this process, or one coalesced read. UNAVAILABLE when they
    * cannot be read, unless `provisional`: then, while Redis is down, what this process knew of them, or a provisional
    * version for a tag it never read (a compute can still be kept in L1 until Redis is back).
+   * @internal
    */
   async read(tags: readonly string[], provisional = false): Promise<Map<string, number> | Unavailable> {
     const scope = tryGetRequestScope()

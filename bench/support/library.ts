@@ -6,7 +6,7 @@
 import type * as Fragcache from '../../src/index.ts'
 
 const built = process.env.FRAGCACHE_BUILD === '1'
-const specifier = built ? '../../dist/src/index.js' : '../../src/index.ts'
+const specifier = built ? '../../dist/esm/index.js' : '../../src/index.ts'
 const library = (await import(specifier)) as typeof Fragcache
 
 export const { createCache } = library
