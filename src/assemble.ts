@@ -84,6 +84,7 @@ export function assembleCache(o: ResolvedCacheOptions, stats: CacheStats): Cache
     perf: o.perf,
     random: o.random,
     earlyRefresh: o.earlyRefresh,
+    privateReads: o.privateReads,
     logger: o.logger,
   })
   return { keys, versions, stack, computations, connection, locks, bus }

@@ -3,6 +3,7 @@
  * timeout, declared deps, the lock, whether to store and whether to refresh early.
  */
 import { InvalidArgumentError, describeValue } from './errors.ts'
+import { checkContextNames } from './request-scope.ts'
 import { type Ttl, checkTtl } from './ttl.ts'
 import { checkTags } from './versions.ts'
 
@@ -41,6 +42,11 @@ export interface GetOrSetOptions {
   accept?: (value: unknown) => boolean
   /** One compute across processes (with Redis): the lock's bounds, or false for none. Default: the cache's `lock`. */
   lock?: LockOptions | false
+  /**
+   * Request contexts the value varies by (`'user'`, `['lang', 'user']`, declared on the request scope): one entry per
+   * value of each. Contexts nested entries vary by are found by themselves; this names those the compute reads itself.
+   */
+  vary?: string | readonly string[]
 }
 
 /** A `getOrSet` call's options, checked, with the cache's defaults. */
@@ -57,6 +63,8 @@ export interface ComputePlan {
   /** What a cached value must look like to be served (undefined: anything). */
   readonly accept: ((value: unknown) => boolean) | undefined
   readonly lock: Required<LockOptions> | false
+  /** Declared request contexts, sorted. */
+  readonly vary: readonly string[]
 }
 
 /** The cache-wide defaults a plan starts from. */
@@ -87,6 +95,7 @@ export function checkPlan(options: GetOrSetOptions, defaults: PlanDefaults): Com
     earlyRefresh: options.earlyRefresh !== false,
     accept: options.accept,
     lock: options.lock === undefined ? defaults.lock : checkLock(options.lock, defaults.lock, 'getOrSet'),
+    vary: options.vary === undefined ? NO_CONTEXTS : checkContextNames(options.vary, 'getOrSet'),
   }
 }
 
@@ -125,6 +134,8 @@ export function checkLock(lock: unknown, base: Required<LockOptions> | false, wh
     waitMs: waitMs === undefined ? defaults.waitMs : milliseconds(waitMs, `${where}: lock.waitMs`),
   }
 }
+
+const NO_CONTEXTS: readonly string[] = Object.freeze([])
 
 /** The lock a cache with Redis uses unless told otherwise. */
 export const DEFAULT_LOCK: Required<LockOptions> = { ttlMs: 5000, waitMs: 5000 }

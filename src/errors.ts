@@ -14,6 +14,7 @@ export type FragcacheErrorCode =
   | 'FRAGCACHE_VERSIONS_UNAVAILABLE'
   | 'FRAGCACHE_NOT_READY'
   | 'FRAGCACHE_TEMPLATE_TAG'
+  | 'FRAGCACHE_PRIVATE_READ'
   | 'FRAGCACHE_UNSUPPORTED_ENGINE'
 
 /** Marks fragcache's errors, so {@link InvalidArgumentError} (a `TypeError`) is a `FragcacheError` too. */
@@ -202,6 +203,35 @@ export class TemplateTagError extends FragcacheError {
     super('FRAGCACHE_TEMPLATE_TAG', `${message} (${template}, line ${line})`, options)
     this.template = template
     this.line = line
+  }
+}
+
+/**
+ * A value shared by every visitor read a value private to one (marked with `markPrivate`) while it was computed, and
+ * the cache's `privateReads` is `'error'` (the default outside production): storing it would serve one visitor's data to
+ * another. Vary the entry by the context, or read the value outside the cached part. A cache tag reports it as a
+ * {@link TemplateTagError} naming the fragment, the template and the line.
+ *
+ * @example
+ * ```ts
+ * await cache.getOrSet('sidebar', () => `Hello ${user.name}`) // PrivateReadError: … read user.name …
+ * await cache.getOrSet('sidebar', () => `Hello ${user.name}`, { vary: ['user'] }) // one entry per user
+ * ```
+ */
+export class PrivateReadError extends FragcacheError {
+  readonly key: string
+  readonly context: string
+  /** What was read: `user.name`. */
+  readonly read: string
+  constructor(key: string, context: string, read: string) {
+    super(
+      'FRAGCACHE_PRIVATE_READ',
+      `fragcache: "${key}" read ${read}, private to the "${context}" context, while it was computed for every visitor; ` +
+        `vary it by that context (vary: ['${context}'], or vary="${context}" on a cache tag), or read the value outside the cached part`,
+    )
+    this.key = key
+    this.context = context
+    this.read = read
   }
 }
 

@@ -22,8 +22,9 @@ export function createCache(options: CacheOptions = {}): TieredCache {
 
 export { TieredCache } from './tiered-cache.ts'
 export type { GetOrSetOptions, LockOptions } from './compute-plan.ts'
-export type { CacheOptions, Logger, RedisClientLike } from './options.ts'
-export { runInRequestScope, tryGetRequestScope, type RequestScope, type RequestScopeOptions } from './request-scope.ts'
+export type { CacheOptions, Logger, PrivateReads, RedisClientLike } from './options.ts'
+export { runInRequestScope, tryGetRequestScope, type RequestScope, type RequestScopeOptions, type ContextSource, type Lookup } from './request-scope.ts'
+export { markPrivate, isPrivate } from './private-values.ts'
 export { DataVersions } from './versions.ts'
 export type { CacheStatsSnapshot, TierCounts } from './stats.ts'
 export type { Ttl } from './ttl.ts'
@@ -38,6 +39,7 @@ export {
   VersionsUnavailableError,
   NotReadyError,
   TemplateTagError,
+  PrivateReadError,
   UnsupportedEngineError,
   type FragcacheErrorCode,
 } from './errors.ts'

@@ -8,6 +8,9 @@ import type { MemoryTierOptions } from './tiers/memory.ts'
 import type { RedisClient } from './tiers/redis-client.ts'
 import { type Ttl, checkTtl } from './ttl.ts'
 
+/** What to do with a value computed for every visitor that read one visitor's private value (see `privateReads`). */
+export type PrivateReads = 'vary' | 'bypass' | 'error'
+
 /** Where fragcache reports outages and corrupt values. */
 export interface Logger {
   warn(message: string): void
@@ -74,6 +77,13 @@ export interface CacheOptions {
    * themselves. `false` turns it off. Default `{ ttlMs: 5000, waitMs: 5000 }`. A lock Redis cannot give never blocks.
    */
   lock?: LockOptions | false
+  /**
+   * What happens when a value computed for every visitor reads a value private to one (marked with `markPrivate`)
+   * without varying by its context: `'vary'` stores it per value of that context (a redirect finds the right one),
+   * `'bypass'` does not store it, `'error'` fails with a {@link PrivateReadError} naming what was read (and, in a
+   * template, the fragment and line). Default: `'error'`, or `'vary'` when `NODE_ENV` is `production`.
+   */
+  privateReads?: PrivateReads
   /** XFetch's beta: how eagerly a hot entry is recomputed in the background before it expires. 0 turns it off. Default 1. */
   earlyRefresh?: number
   /** Milliseconds since the epoch, for expiry (inject one in tests). Default `Date.now`. */
@@ -111,6 +121,7 @@ export interface ResolvedCacheOptions {
   graceMs: number
   softTimeoutMs: number | undefined
   lock: Required<LockOptions> | false
+  privateReads: PrivateReads
   earlyRefresh: number
   clock: () => number
   perf: { now(): number }
@@ -133,6 +144,7 @@ const KNOWN = [
   'grace',
   'softTimeoutMs',
   'lock',
+  'privateReads',
   'earlyRefresh',
   'clock',
   'perf',
@@ -183,6 +195,7 @@ export function checkCacheOptions(options: CacheOptions): ResolvedCacheOptions {
     graceMs: options.grace === undefined ? 0 : graceMs(options.grace, 'options'),
     softTimeoutMs: options.softTimeoutMs === undefined ? undefined : nonNegative(options.softTimeoutMs, 'softTimeoutMs'),
     lock: options.lock === undefined ? DEFAULT_LOCK : checkLock(options.lock, DEFAULT_LOCK, 'options'),
+    privateReads: checkPrivateReads(options.privateReads),
     earlyRefresh: nonNegative(options.earlyRefresh ?? 1, 'earlyRefresh'),
     clock: fn(options.clock ?? Date.now, 'clock'),
     perf: checkPerf(options.perf),
@@ -234,4 +247,10 @@ function checkPerf(perf: unknown): { now(): number } {
     throw new InvalidArgumentError('fragcache: perf must be an object with a now() method, as performance is')
   }
   return perf as { now(): number }
+}
+
+function checkPrivateReads(mode: unknown): PrivateReads {
+  if (mode === undefined) return process.env.NODE_ENV === 'production' ? 'vary' : 'error'
+  if (mode === 'vary' || mode === 'bypass' || mode === 'error') return mode
+  throw new InvalidArgumentError(`fragcache: privateReads must be 'vary', 'bypass' or 'error'; got ${JSON.stringify(mode) ?? String(mode)}`)
 }

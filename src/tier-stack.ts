@@ -4,12 +4,14 @@
  * says other processes changed, and the invalidation epochs that stop a racing L2 read from back-filling stale data.
  */
 import type { BusMessage } from './bus.ts'
+import { recordEntry } from './dependency-recorder.ts'
 import { type Entry, isExpired, isGone } from './entry.ts'
 import { type RequestScope, tryGetRequestScope } from './request-scope.ts'
 import type { CacheStats } from './stats.ts'
 import type { MemoryTier } from './tiers/memory.ts'
 import { type Unavailable, isUnavailable } from './tiers/redis-client.ts'
 import type { EntryWrite, RedisTier } from './tiers/redis.ts'
+import { variationKey } from './variation.ts'
 import type { DataVersions } from './versions.ts'
 
 /** What a {@link TierStack} is made of. */
@@ -136,6 +138,17 @@ export class TierStack {
     }
     remote.then(done, done)
     return shared
+  }
+
+  /**
+   * The entry a read of `base` leads to: `entry` itself, or, for a redirect (a value that varies by request contexts),
+   * the variation of this request, near or far; what the redirect varies by is recorded into the compute around.
+   */
+  follow(base: string, entry: Entry | undefined, scope: RequestScope | undefined, now: number): Entry | undefined | Promise<Entry | undefined> {
+    if (entry?.kind !== 'r') return entry
+    recordEntry(entry)
+    const key = variationKey(base, entry.value as readonly string[], scope)
+    return this.readNear(key, scope, now) ?? this.readFar(key, scope, now)
   }
 
   /** Several keys through every tier, those beyond L1 in one L2 round trip; entries in the order asked. */

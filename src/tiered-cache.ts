@@ -7,7 +7,7 @@ import { assembleCache } from './assemble.ts'
 import type { InvalidationBus } from './bus.ts'
 import type { Computations } from './compute.ts'
 import { type ComputePlan, type GetOrSetOptions, type PlanDefaults, checkPlan } from './compute-plan.ts'
-import { recordDeps } from './dependency-recorder.ts'
+import { recordEntry } from './dependency-recorder.ts'
 import { isExpired, makeEntry } from './entry.ts'
 import { AtomicityError, InvalidArgumentError, KeyNotFoundError, NotAnIntegerError } from './errors.ts'
 import type { KeyBuilder, KeyOptions } from './keys.ts'
@@ -122,15 +122,17 @@ export class TieredCache {
     const scope = tryGetRequestScope()
     const now = this.#clock()
     const near = this.#stack.readNear(fullKey, scope, now)
-    if (near !== undefined) {
-      recordDeps(near.deps)
+    if (near !== undefined && near.kind !== 'r') {
+      recordEntry(near)
       return Promise.resolve(near.value as T)
     }
-    return this.#stack.readFar(fullKey, scope, now).then((entry) => {
-      if (entry === undefined || isExpired(entry, now)) return defaultValue
-      recordDeps(entry.deps)
-      return entry.value as T
-    })
+    return Promise.resolve(near ?? this.#stack.readFar(fullKey, scope, now))
+      .then((entry) => this.#stack.follow(fullKey, entry, scope, now))
+      .then((entry) => {
+        if (entry === undefined || entry.kind === 'r' || isExpired(entry, now)) return defaultValue
+        recordEntry(entry)
+        return entry.value as T
+      })
   }
 
   /**
@@ -234,9 +236,14 @@ export class TieredCache {
     const scope = tryGetRequestScope()
     if (scope?.forceRefresh && !scope.refreshed.has(fullKey)) return undefined
     // A probe: its misses are not counted, the read that follows it counts them.
-    const entry = this.#stack.readNear(fullKey, scope, this.#clock(), false)
+    const now = this.#clock()
+    let entry = this.#stack.readNear(fullKey, scope, now, false)
+    if (entry?.kind === 'r') {
+      const variation = this.#stack.follow(fullKey, entry, scope, now)
+      entry = variation instanceof Promise ? undefined : variation
+    }
     if (entry === undefined) return undefined
-    recordDeps(entry.deps)
+    recordEntry(entry)
     return { value: entry.value }
   }
 
@@ -265,11 +272,15 @@ export class TieredCache {
    * ```
    */
   async getMany(keys: readonly string[]): Promise<Map<string, unknown>> {
-    const entries = await this.#stack.readMany(keys.map((key) => this.#key(key, {})), tryGetRequestScope(), this.#clock())
+    const scope = tryGetRequestScope()
+    const now = this.#clock()
+    const fullKeys = keys.map((key) => this.#key(key, {}))
+    const read = await this.#stack.readMany(fullKeys, scope, now)
+    const entries = await Promise.all(read.map((entry, i) => this.#stack.follow(fullKeys[i] as string, entry, scope, now)))
     const found = new Map<string, unknown>()
     entries.forEach((entry, i) => {
-      if (entry === undefined) return
-      recordDeps(entry.deps)
+      if (entry === undefined || isExpired(entry, now)) return
+      recordEntry(entry)
       found.set(keys[i] as string, entry.value)
     })
     return found

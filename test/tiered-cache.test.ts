@@ -408,7 +408,7 @@ function contract(name: string, make: MakeHarness, after: () => Promise<void>): 
 
   test('options :: validated with exact messages', () => {
     const bad: [CacheOptions, string][] = [
-      [{ tll: 5 } as unknown as CacheOptions, 'fragcache: unknown option "tll"; known options are prefix, version, ttl, l1, redis, redisTimeoutMs, connectTimeoutMs, redisBreaker, busDownTrustMs, busHeartbeatMs, ackTimeoutMs, grace, softTimeoutMs, lock, earlyRefresh, clock, perf, random, logger'],
+      [{ tll: 5 } as unknown as CacheOptions, 'fragcache: unknown option "tll"; known options are prefix, version, ttl, l1, redis, redisTimeoutMs, connectTimeoutMs, redisBreaker, busDownTrustMs, busHeartbeatMs, ackTimeoutMs, grace, softTimeoutMs, lock, privateReads, earlyRefresh, clock, perf, random, logger'],
       [{ ttl: 'x' as unknown as number }, 'fragcache: options: ttl must be a number of seconds or null; got "x"'],
       [{ redisTimeoutMs: 0 }, 'fragcache: redisTimeoutMs must be a positive number; got 0'],
       [{ l1: { max: 1.5 } }, 'fragcache: l1.max must be a positive integer; got 1.5'],
