@@ -1,6 +1,6 @@
 import express, { type Request, type RequestHandler, type Router } from 'express'
 import { cachePage } from '../src/express/index.ts'
-import type { TieredCache } from '../src/index.ts'
+import { AtomicityError, OutcomeUnknownError, type TieredCache } from '../src/index.ts'
 import type { Article, ArticleRepository } from './articles.ts'
 import type { EngineName, Renderers } from './engines.ts'
 import type { PageCounters } from './page-counters.ts'
@@ -116,7 +116,10 @@ export function engineRoutes(options: EngineRoutesOptions): Router {
   router.get('/article/:id', async (req, res) => {
     const article = findArticle(req)
     if (article === undefined) return notFound(req, res)
-    await render(res, 'article', { ...common(req), title: article.title, article: withLabel(article) })
+    const data = common(req)
+    // After a save whose cache invalidation could not be confirmed (see the edit handler), say so.
+    const notice = req.query.saved === 'unknown' ? data.t.savedUnknown : req.query.saved === 'unavailable' ? data.t.savedUnavailable : undefined
+    await render(res, 'article', { ...data, title: article.title, article: withLabel(article), notice })
   })
 
   router.get('/article/:id/edit', async (req, res) => {
@@ -139,6 +142,10 @@ export function engineRoutes(options: EngineRoutesOptions): Router {
     try {
       await articles.save(edited)
     } catch (error) {
+      // The row is saved; only the cache's invalidation failed (Redis down) or could not be confirmed (no answer).
+      // The editor is told the truth, not that the save failed.
+      if (error instanceof OutcomeUnknownError) return res.redirect(303, `/${engine}/article/${article.id}?saved=unknown`)
+      if (error instanceof AtomicityError) return res.redirect(303, `/${engine}/article/${article.id}?saved=unavailable`)
       const data = common(req)
       await render(res, 'edit', { ...data, title: `${data.t.edit}: ${article.title}`, article: edited, error: (error as Error).message }, 400)
       return

@@ -26,6 +26,8 @@ export const STRINGS = {
     fieldBody: 'Body (blank lines separate paragraphs)',
     notFound: 'Not found',
     home: 'Home',
+    savedUnknown: 'Saved. The cache could not confirm it dropped the old version: some pages may show it for a few more seconds.',
+    savedUnavailable: 'Saved. The cache is unavailable and could not be told: pages served from memory may show the old version until it is back.',
   },
   fr: {
     latest: 'Derniers articles',
@@ -51,6 +53,8 @@ export const STRINGS = {
     fieldBody: 'Texte (une ligne vide sépare les paragraphes)',
     notFound: 'Introuvable',
     home: 'Accueil',
+    savedUnknown: "Enregistré. Le cache n'a pas pu confirmer l'abandon de l'ancienne version : certaines pages peuvent l'afficher encore quelques secondes.",
+    savedUnavailable: "Enregistré. Le cache est indisponible et n'a pas pu être prévenu : les pages servies de mémoire peuvent montrer l'ancienne version jusqu'à son retour.",
   },
 } satisfies Record<Lang, Record<string, string>>
 

@@ -168,7 +168,7 @@ export class DataVersions {
     let versions: number[]
     if (redis) {
       const keys = unique.map((tag) => this.#key(tag))
-      const bump = () => redis.run('versions.bump', redis.script(BUMP, keys, this.#scriptArgs()))
+      const bump = () => redis.run('versions.bump', redis.scriptInOrder(BUMP, keys, this.#scriptArgs()))
       let reply = await bump()
       let maybeApplied = false
       // No answer to a bump that was sent: it may have happened. Bumping again is harmless (it only invalidates).

@@ -1,7 +1,7 @@
 // `fragcache/express`: the middleware factories (request scope, page and site cache) and path invalidation.
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import { checkKnownOptions } from '../options.ts'
-import { runInRequestScope } from '../request-scope.ts'
+import { checkContextNames, runInRequestScope } from '../request-scope.ts'
 import type { TieredCache } from '../tiered-cache.ts'
 import { type PageCacheOptions, checkCache, optionalFunction } from './options.ts'
 import { createPageHandler } from './page-cache.ts'
@@ -17,23 +17,38 @@ export interface RequestScopeMiddlewareOptions {
    * under `cachePage`) is recomputed once and written through. Decide who may: it costs a full render.
    */
   forceRefresh?: (req: Request) => boolean
+  /**
+   * The request's contexts, by name: what a fragment or value may vary by (`vary="user"` on a tag, `vary: ['user']` on
+   * `getOrSet`), each computed from the request on first use. Nested fragments' contexts bubble up to the fragments
+   * and pages around them, so a shared entry containing a per-user one is itself kept per user.
+   */
+  contexts?: Readonly<Record<string, (req: Request) => unknown>>
 }
 
 /**
  * Opens fragcache's per-request scope for every request: repeated reads of one key cost one lookup, every
- * fragment of a page is judged against one snapshot of data versions, and `forceRefresh` re-renders what the
- * request reads. Mount it before the routes; everything the rest of the chain runs, awaits and renders is inside.
+ * fragment of a page is judged against one snapshot of data versions, entries may vary by the request's `contexts`,
+ * and `forceRefresh` re-renders what the request reads. Mount it before the routes; everything the rest of the chain
+ * runs, awaits and renders is inside.
  *
  * @example
  * ```ts
  * import { requestScope } from 'fragcache/express'
- * app.use(requestScope(cache, { forceRefresh: (req) => req.query.refresh === '1' && isStaff(req) }))
+ * app.use(requestScope(cache, {
+ *   forceRefresh: (req) => req.query.refresh === '1' && isStaff(req),
+ *   contexts: { user: (req) => req.user?.id ?? null, lang: (req) => req.acceptsLanguages('en', 'fr') || 'en' },
+ * }))
  * ```
  */
 export function requestScope(cache: TieredCache, options: RequestScopeMiddlewareOptions = {}): RequestHandler {
   checkCache(cache, 'requestScope')
-  checkKnownOptions(options, ['forceRefresh'], 'requestScope')
+  checkKnownOptions(options, ['forceRefresh', 'contexts'], 'requestScope')
   const forceRefresh = optionalFunction(options.forceRefresh, 'forceRefresh', 'requestScope')
+  const sources = Object.entries(options.contexts ?? {})
+  for (const [name, source] of sources) {
+    checkContextNames(name, 'requestScope contexts')
+    optionalFunction(source, `contexts.${name}`, 'requestScope')
+  }
   return function fragcacheRequestScope(req: Request, _res: Response, next: NextFunction): void {
     let force = false
     try {
@@ -42,7 +57,8 @@ export function requestScope(cache: TieredCache, options: RequestScopeMiddleware
       next(error)
       return
     }
-    runInRequestScope(() => next(), { forceRefresh: force })
+    const contexts = sources.length === 0 ? undefined : Object.fromEntries(sources.map(([name, source]) => [name, () => source(req)]))
+    runInRequestScope(() => next(), { forceRefresh: force, contexts })
   }
 }
 

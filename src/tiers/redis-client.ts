@@ -190,6 +190,15 @@ export class RedisConnection {
     })
   }
 
+  /**
+   * A call that runs `script` with its source (EVAL): one command whatever Redis has loaded, for a call whose order
+   * against later commands matters even when its reply never came (a bump published right after a timeout must not be
+   * overtaken by its own NOSCRIPT fallback).
+   */
+  scriptInOrder(script: LuaScript, keys: readonly string[], args: readonly (string | number)[]): (client: RedisClient) => Promise<unknown> {
+    return (client) => client.eval(script.source, keys.length, ...keys, ...args)
+  }
+
   /** A call that runs `script` by SHA, loading it on first use; for {@link run}. */
   script(script: LuaScript, keys: readonly string[], args: readonly (string | number)[]): (client: RedisClient) => Promise<unknown> {
     return async (client) => {
