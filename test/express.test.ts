@@ -137,7 +137,7 @@ scopeSuite('options :: validated up front', () => {
   )
   assert.is(
     thrownMessage(() => requestScope(cache, { force: true } as never)),
-    'fragcache: requestScope: unknown option "force"; known options are forceRefresh',
+    'fragcache: requestScope: unknown option "force"; known options are forceRefresh, contexts',
   )
   assert.is(
     thrownMessage(() => requestScope(cache, { forceRefresh: true } as never)),
