@@ -5,7 +5,7 @@
  */
 import type { BenchCounters } from '../../example-site/bench-counters.ts'
 import { RedisServer } from '../../test/support/redis-server.ts'
-import { DemoCluster } from '../support/demo-cluster.ts'
+import { DemoCluster } from '../../test/support/demo-cluster.ts'
 import { type Answered, type LoadResult, runLoad } from '../support/http-load.ts'
 import { median, percentile } from '../support/measure.ts'
 import { formatMs, formatRatio } from '../support/report.ts'
@@ -75,7 +75,7 @@ async function runDemo(variant: Variant, settings: DemoSettings, progress: (line
   const redis = await RedisServer.start()
   let demo: DemoCluster | undefined
   try {
-    demo = await DemoCluster.start({ redisUrl: redis.url, workers: settings.workers, upstreamDelayMs: settings.upstreamDelayMs, env: variant.demoEnv })
+    demo = await DemoCluster.start({ redisUrl: redis.url, workers: settings.workers, upstreamDelayMs: settings.upstreamDelayMs, env: { ...variant.demoEnv, FRAGCACHE_BENCH: '1' } })
     // Templates compiled and the layout's fragments cached in every worker: the trials measure one cold part each.
     for (const engine of ENGINES) {
       await demo.warm(`/${engine}/`)

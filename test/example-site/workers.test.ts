@@ -1,66 +1,18 @@
 // `npm run start:cluster` for real: example-site/cluster.ts in its own process, forking two workers that share one
 // port, one private redis-server and one SQLite file. A save through the edit form on one worker must show on the
 // other on its next views: the article body fragment, the per-view cached category page, the sidebar fragment.
-import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { type IncomingHttpHeaders, request } from 'node:http'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { RedisServer, eventually } from '../support/redis-server.ts'
 import { between } from '../support/assertions.ts'
+import { DemoCluster } from '../support/demo-cluster.ts'
+import { RedisServer, eventually } from '../support/redis-server.ts'
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const ENGINES = ['nunjucks', 'eta'] as const
-
-interface Answer {
-  status: number
-  headers: IncomingHttpHeaders
-  body: string
-  /** The pid in `X-Worker`: the worker that answered. */
-  worker: number
-}
 
 interface Context {
   redis: RedisServer
-  dir: string
-  primary: ChildProcess
-  output: { stdout: string; stderr: string }
-  base: string
+  demo: DemoCluster
   workers: number[]
-}
-
-/** One request on a connection of its own (no keep-alive), so that the cluster's round robin picks the worker. */
-function send(base: string, path: string, form?: Record<string, string>): Promise<Answer> {
-  const payload = form === undefined ? undefined : new URLSearchParams(form).toString()
-  const headers: Record<string, string | number> = { connection: 'close' }
-  if (payload !== undefined) {
-    headers['content-type'] = 'application/x-www-form-urlencoded'
-    headers['content-length'] = Buffer.byteLength(payload)
-  }
-  return new Promise((resolve, reject) => {
-    const req = request(base + path, { method: payload === undefined ? 'GET' : 'POST', agent: false, headers }, (res) => {
-      let body = ''
-      res.setEncoding('utf8')
-      res.on('data', (chunk: string) => (body += chunk))
-      res.on('error', reject)
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body, worker: Number(res.headers['x-worker']) }))
-    })
-    req.on('error', reject)
-    req.setTimeout(10_000, () => req.destroy(new Error(`${path}: no answer within 10 s`)))
-    req.end(payload)
-  })
-}
-
-/** A GET answered by one given worker: asks again (new connection each time) until that worker is the one. */
-async function getOn(context: Context, worker: number, path: string): Promise<Answer> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const answer = await send(context.base, path)
-    if (answer.worker === worker) return answer
-  }
-  throw new Error(`worker ${worker} did not answer GET ${path} in 50 requests (workers: ${context.workers.join(', ')})`)
 }
 
 const bodyFragmentOf = (html: string) => between(html, '<div class="body">', '</div>')
@@ -96,8 +48,8 @@ const NEW = {
 
 /** What one worker shows of article 8 now, in one engine: the article page and the per-view category page. */
 async function viewOn(context: Context, worker: number, engine: string) {
-  const article = await getOn(context, worker, `/${engine}/article/8`)
-  const category = await getOn(context, worker, `/${engine}/category/databases`)
+  const article = await context.demo.getOn(worker, `/${engine}/article/8`)
+  const category = await context.demo.getOn(worker, `/${engine}/category/databases`)
   return {
     h1: between(article.body, '<h1>', '</h1>'),
     fragment: bodyFragmentOf(article.body),
@@ -114,45 +66,11 @@ const showsEdit = (view: Awaited<ReturnType<typeof viewOn>>, engine: string) =>
   view.list.includes(`<p>${EDIT.summary}</p>`) &&
   view.sidebar.includes(`<a href="/${engine}/article/8">${NEW.title}</a>`)
 
-/** Starts cluster.ts as `npm run start:cluster` does, on PORT=0, and waits for its "N workers on <url>" line. */
+/** Starts cluster.ts as `npm run start:cluster` does, with two workers on a private Redis. */
 async function startCluster(context: Context): Promise<void> {
   context.redis = await RedisServer.start()
-  context.dir = mkdtempSync(join(tmpdir(), 'fragcache-workers-'))
-  context.output = { stdout: '', stderr: '' }
-  const primary = spawn(process.execPath, ['--import', 'tsx', 'example-site/cluster.ts'], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      REDIS_URL: context.redis.url,
-      PORT: '0',
-      HOST: '127.0.0.1',
-      WORKERS: '2',
-      DB_FILE: join(context.dir, 'site.db'),
-      UPSTREAM_URL: '',
-      UPSTREAM_DELAY_MS: '20',
-      // Round robin is Node's default outside Windows; said here so that an inherited setting cannot change it.
-      NODE_CLUSTER_SCHED_POLICY: 'rr',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    // Its own process group: if it must be killed, its workers go with it.
-    detached: true,
-  })
-  context.primary = primary
-  primary.stdout?.setEncoding('utf8').on('data', (chunk: string) => (context.output.stdout += chunk))
-  primary.stderr?.setEncoding('utf8').on('data', (chunk: string) => (context.output.stderr += chunk))
-  process.once('exit', () => killGroup(primary))
-
-  const ready = /2 workers on (http:\/\/127\.0\.0\.1:\d+)\//
-  await eventually(() => ready.test(context.output.stdout) || primary.exitCode !== null, 60_000, 'the cluster to listen').catch((error: Error) => {
-    throw new Error(`${error.message}\nstdout:\n${context.output.stdout}\nstderr:\n${context.output.stderr}`)
-  })
-  const match = ready.exec(context.output.stdout)
-  if (match === null) throw new Error(`cluster.ts exited with ${primary.exitCode}:\n${context.output.stdout}\n${context.output.stderr}`)
-  context.base = match[1] as string
-
-  const seen = new Set<number>()
-  for (let attempt = 0; attempt < 50 && seen.size < 2; attempt++) seen.add((await send(context.base, '/nunjucks/')).worker)
-  context.workers = [...seen].sort((a, b) => a - b)
+  context.demo = await DemoCluster.start({ redisUrl: context.redis.url, workers: 2, upstreamDelayMs: 20 })
+  context.workers = await context.demo.workerPids()
 }
 
 function alive(pid: number): boolean {
@@ -164,35 +82,11 @@ function alive(pid: number): boolean {
   }
 }
 
-function killGroup(child: ChildProcess): void {
-  if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
-    try {
-      process.kill(-child.pid, 'SIGKILL')
-    } catch {
-      // already gone
-    }
-  }
-}
-
-/** SIGTERM to the primary (it stops its workers first); SIGKILL to its process group if that takes over 15 s. */
-async function stopCluster(context: Context): Promise<void> {
-  const primary = context.primary
-  if (primary !== undefined && primary.exitCode === null && primary.signalCode === null) {
-    const exited = new Promise<void>((resolve) => primary.once('exit', () => resolve()))
-    primary.kill('SIGTERM')
-    const timer = setTimeout(() => killGroup(primary), 15_000)
-    await exited
-    clearTimeout(timer)
-  }
-}
-
 async function cleanUp(context: Context): Promise<void> {
   try {
-    await stopCluster(context)
-    for (const pid of context.workers ?? []) if (alive(pid)) process.kill(pid, 'SIGKILL')
+    await context.demo?.stop()
   } finally {
     await context.redis?.stop()
-    if (context.dir) rmSync(context.dir, { recursive: true, force: true })
   }
 }
 
@@ -202,16 +96,16 @@ Cluster.before(startCluster)
 Cluster.after(cleanUp)
 
 Cluster('start :: two worker processes answer on one port, each naming itself in X-Worker', (context) => {
-  assert.is(context.workers.length, 2, `workers seen: ${context.workers.join(', ')}\n${context.output.stderr}`)
+  assert.is(context.workers.length, 2, `workers seen: ${context.workers.join(', ')}\n${context.demo.stderr}`)
   for (const worker of context.workers) {
     assert.ok(Number.isInteger(worker) && worker > 0)
-    assert.is.not(worker, context.primary.pid)
+    assert.is.not(worker, context.demo.primary.pid)
   }
 })
 
 Cluster('/_cache :: a worker draws its Redis tier (the cache has one)', async (context) => {
   for (const worker of context.workers) {
-    const page = await getOn(context, worker, '/_cache')
+    const page = await context.demo.getOn(worker, '/_cache')
     assert.ok(page.body.includes(`<div class="who">process ${worker}</div>`))
     assert.match(page.body, /<span class="label">Redis \(L2\)<\/span><span class="bar"/)
     assert.not.ok(page.body.includes('not configured'))
@@ -227,7 +121,7 @@ Cluster('save :: an article edited on one worker shows on the other at its next 
     }
   }
   for (const worker of [first, second]) {
-    const stats = (await getOn(context, worker, '/_cache')).body
+    const stats = (await context.demo.getOn(worker, '/_cache')).body
     for (const engine of ENGINES) {
       const view = await viewOn(context, worker, engine)
       assert.is(view.h1, `<h1>${OLD.title}</h1>`)
@@ -239,7 +133,7 @@ Cluster('save :: an article edited on one worker shows on the other at its next 
   }
 
   // The save lands on whichever worker the round robin picks: that one is the writer, the other the reader.
-  const saved = await send(context.base, '/eta/article/8/edit', EDIT)
+  const saved = await context.demo.post('/eta/article/8/edit', EDIT)
   assert.is(saved.status, 303, saved.body)
   assert.is(saved.headers.location, '/eta/article/8')
   const writer = saved.worker
@@ -275,8 +169,8 @@ Cluster('save :: an article edited on one worker shows on the other at its next 
 })
 
 Cluster('stop :: SIGTERM to the primary stops every worker', async (context) => {
-  await stopCluster(context)
-  assert.is(context.primary.exitCode, 0, context.output.stderr)
+  await context.demo.stop()
+  assert.is(context.demo.primary.exitCode, 0, context.demo.stderr)
   for (const worker of context.workers) assert.not.ok(alive(worker), `worker ${worker} still running`)
 })
 

@@ -1,6 +1,7 @@
 /**
- * `example-site/cluster.ts` run as `npm run start:cluster` runs it, for a benchmark: its own process group, a private
- * Redis, a temporary SQLite file, the bench endpoint on (FRAGCACHE_BENCH=1), and the counters of every worker.
+ * `example-site/cluster.ts` run as `npm run start:cluster` runs it, for tests and benchmarks: its own process group, a
+ * private Redis, a temporary SQLite file; requests on connections of their own (so the round robin picks the worker),
+ * to any worker or to one given worker; and, with the bench endpoint on (FRAGCACHE_BENCH=1), every worker's counters.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -8,6 +9,7 @@ import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import type { IncomingHttpHeaders } from 'node:http'
 import type { BenchCounters } from '../../example-site/bench-counters.ts'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -17,14 +19,16 @@ export interface DemoClusterOptions {
   readonly redisUrl: string
   readonly workers: number
   readonly upstreamDelayMs: number
-  /** Extra environment (the variant's CACHE_LOCK, CACHE_GRACE). */
-  readonly env: Readonly<Record<string, string>>
+  /** Extra environment (a benchmark's CACHE_LOCK, CACHE_GRACE, FRAGCACHE_BENCH). */
+  readonly env?: Readonly<Record<string, string>>
 }
 
 /** One answer, on a connection of its own. */
 export interface Answer {
   readonly status: number
+  readonly headers: IncomingHttpHeaders
   readonly body: string
+  /** The pid in `X-Worker`: the worker that answered. */
   readonly worker: number
 }
 
@@ -53,7 +57,7 @@ export class DemoCluster {
   }
 
   static async start(options: DemoClusterOptions): Promise<DemoCluster> {
-    const dir = mkdtempSync(join(tmpdir(), 'fragcache-stampede-'))
+    const dir = mkdtempSync(join(tmpdir(), 'fragcache-demo-'))
     const output = { stdout: '', stderr: '' }
     const primary = spawn(process.execPath, ['--import', 'tsx', 'example-site/cluster.ts'], {
       cwd: ROOT,
@@ -67,8 +71,8 @@ export class DemoCluster {
         DB_FILE: join(dir, 'site.db'),
         UPSTREAM_URL: '',
         UPSTREAM_DELAY_MS: String(options.upstreamDelayMs),
+        // Round robin is Node's default outside Windows; said here so that an inherited setting cannot change it.
         NODE_CLUSTER_SCHED_POLICY: 'rr',
-        FRAGCACHE_BENCH: '1',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
       // Its own process group: if it must be killed, its workers go with it.
@@ -99,19 +103,54 @@ export class DemoCluster {
     return this.#output.stderr
   }
 
+  /** The primary's pid, and its exit code once it stopped. */
+  get primary(): { pid: number | undefined; exitCode: number | null } {
+    return { pid: this.#primary.pid, exitCode: this.#primary.exitCode }
+  }
+
   /** One GET on a connection of its own, so that the cluster's round robin picks the worker. */
   get(path: string): Promise<Answer> {
+    return this.#send(path, undefined)
+  }
+
+  /** One form POST on a connection of its own. */
+  post(path: string, form: Record<string, string>): Promise<Answer> {
+    return this.#send(path, new URLSearchParams(form).toString())
+  }
+
+  /** A GET answered by `worker`: asks again (a new connection each time) until that worker is the one. */
+  async getOn(worker: number, path: string): Promise<Answer> {
+    for (let attempt = 0; attempt < this.workers * 25; attempt++) {
+      const answer = await this.get(path)
+      if (answer.worker === worker) return answer
+    }
+    throw new Error(`worker ${worker} did not answer GET ${path} in ${this.workers * 25} requests`)
+  }
+
+  /** The pids of the workers, found by asking until each has answered. */
+  async workerPids(): Promise<number[]> {
+    const seen = new Set<number>()
+    for (let attempt = 0; attempt < this.workers * 25 && seen.size < this.workers; attempt++) seen.add((await this.get('/nunjucks/')).worker)
+    return [...seen].sort((a, b) => a - b)
+  }
+
+  #send(path: string, form: string | undefined): Promise<Answer> {
+    const headers: Record<string, string | number> = { connection: 'close' }
+    if (form !== undefined) {
+      headers['content-type'] = 'application/x-www-form-urlencoded'
+      headers['content-length'] = Buffer.byteLength(form)
+    }
     return new Promise((resolve, reject) => {
-      const req = request(this.base + path, { agent: false, headers: { connection: 'close' } }, (res) => {
+      const req = request(this.base + path, { method: form === undefined ? 'GET' : 'POST', agent: false, headers }, (res) => {
         let body = ''
         res.setEncoding('utf8')
         res.on('data', (chunk: string) => (body += chunk))
         res.on('error', reject)
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, worker: Number(res.headers['x-worker']) }))
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body, worker: Number(res.headers['x-worker']) }))
       })
       req.on('error', reject)
       req.setTimeout(30_000, () => req.destroy(new Error(`${path}: no answer within 30 s`)))
-      req.end()
+      req.end(form)
     })
   }
 
