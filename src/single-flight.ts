@@ -145,8 +145,7 @@ export class SingleFlight {
         stats.lockTimeouts += 1
         return { lock: undefined }
       }
-      // Listen before looking: a value that lands between the look and the listening would otherwise be missed.
-      const listening = stack.listenForChange(target.key, Math.min(remaining, ms + 1))
+      const listening = stack.listeners.listen(target.key, Math.min(remaining, ms + 1))
       const already = await this.#landed(target)
       if (already !== undefined) {
         listening.cancel()

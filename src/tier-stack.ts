@@ -4,6 +4,7 @@
  * says other processes changed, and the invalidation epochs that stop a racing L2 read from back-filling stale data.
  */
 import type { BusMessage } from './bus.ts'
+import { ChangeListeners } from './change-listeners.ts'
 import { recordEntry } from './dependency-recorder.ts'
 import { type Entry, isExpired, isGone } from './entry.ts'
 import { type RequestScope, tryGetRequestScope } from './request-scope.ts'
@@ -72,8 +73,8 @@ export class TierStack {
   #l2Reads = 0
   /** L2 reads of one key under way, shared by the callers that ask for it meanwhile. */
   readonly #reading = new Map<string, SharedRead>()
-  /** Callers waiting for another process to store a key (see {@link listenForChange}). */
-  readonly #waiters = new Map<string, Set<() => void>>()
+  /** Computes waiting for another process to store a key. */
+  readonly listeners = new ChangeListeners()
 
   constructor(parts: TierStackParts) {
     this.l1 = parts.l1
@@ -138,6 +139,34 @@ export class TierStack {
     }
     remote.then(done, done)
     return shared
+  }
+
+  /**
+   * What a read of `fullKey` serves (for `get`): a fresh entry through every tier, following a redirect to this request's
+   * variation, recorded into the compute around it; undefined on a miss. Answers without waiting when it can.
+   */
+  lookup(fullKey: string, scope: RequestScope | undefined, now: number): Entry | undefined | Promise<Entry | undefined> {
+    const near = this.readNear(fullKey, scope, now)
+    if (near !== undefined && near.kind !== 'r') return served(near, now)
+    return Promise.resolve(near ?? this.readFar(fullKey, scope, now)).then((entry) => this.resolve(fullKey, entry, scope, now))
+  }
+
+  /** What an entry read for `fullKey` serves (see {@link lookup}): the redirect followed, fresh, recorded. */
+  async resolve(fullKey: string, entry: Entry | undefined, scope: RequestScope | undefined, now: number): Promise<Entry | undefined> {
+    return served(await this.follow(fullKey, entry, scope, now), now)
+  }
+
+  /**
+   * What the request scope or L1 can serve for `fullKey` without waiting (a redirect followed as far as L1 goes),
+   * recorded into the compute around it; its misses are not counted (a probe: the read that follows counts them).
+   */
+  peek(fullKey: string, scope: RequestScope | undefined, now: number): Entry | undefined {
+    let entry = this.readNear(fullKey, scope, now, false)
+    if (entry?.kind === 'r') {
+      recordEntry(entry)
+      entry = this.readNear(variationKey(fullKey, entry.value as readonly string[], scope), scope, now, false)
+    }
+    return served(entry, now)
   }
 
   /**
@@ -241,7 +270,7 @@ export class TierStack {
     if (message.kind === 'keys') {
       for (const key of message.keys) {
         this.#invalidateL1(key)
-        this.#wake(key)
+        this.listeners.changed(key)
       }
     } else if (message.kind === 'tags') this.#p.versions.drop(message.tags)
     else this.dropL1()
@@ -252,36 +281,10 @@ export class TierStack {
     this.l1.clear()
     this.#keyEpochs.clear()
     this.#clearEpoch = ++this.#epoch
-    for (const key of [...this.#waiters.keys()]) this.#wake(key)
+    this.listeners.changedAll()
   }
 
-  /**
-   * Starts listening for another process saying `fullKey` changed (it stored it, or gave up computing it): `changed`
-   * resolves then, or after `ms`, or on `cancel()`. For callers waiting on another process's lock, who must listen
-   * before they look (a value that lands between the look and the listening would otherwise be missed).
-   */
-  listenForChange(fullKey: string, ms: number): { changed: Promise<void>; cancel: () => void } {
-    let waiting = this.#waiters.get(fullKey)
-    if (waiting === undefined) this.#waiters.set(fullKey, (waiting = new Set()))
-    const listeners = waiting
-    let done: () => void = () => {}
-    const changed = new Promise<void>((resolve) => {
-      done = () => {
-        clearTimeout(timer)
-        listeners.delete(done)
-        if (listeners.size === 0 && this.#waiters.get(fullKey) === listeners) this.#waiters.delete(fullKey)
-        resolve()
-      }
-    })
-    const timer = setTimeout(done, ms)
-    listeners.add(done)
-    return { changed, cancel: done }
-  }
 
-  #wake(fullKey: string): void {
-    const waiting = this.#waiters.get(fullKey)
-    if (waiting !== undefined) for (const done of [...waiting]) done()
-  }
 
   /**
    * The L1 entry, unless the bus is down while Redis is up and the entry is older than `busDownTrustMs` (another process
@@ -344,4 +347,11 @@ export class TierStack {
   #unchangedSince(fullKey: string, epoch: number): boolean {
     return this.#clearEpoch <= epoch && (this.#keyEpochs.get(fullKey) ?? 0) <= epoch
   }
+}
+
+/** `entry` when it can be served as a hit (fresh, not a redirect), recorded into the compute around; else undefined. */
+function served(entry: Entry | undefined, now: number): Entry | undefined {
+  if (entry === undefined || entry.kind === 'r' || isExpired(entry, now)) return undefined
+  recordEntry(entry)
+  return entry
 }

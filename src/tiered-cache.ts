@@ -4,18 +4,18 @@
  * miss is {@link Computations}'.
  */
 import { assembleCache } from './assemble.ts'
+import { AtomicWrites } from './atomic-writes.ts'
 import type { InvalidationBus } from './bus.ts'
 import type { Computations } from './compute.ts'
 import { type ComputePlan, type GetOrSetOptions, type PlanDefaults, checkPlan } from './compute-plan.ts'
-import { recordEntry } from './dependency-recorder.ts'
-import { isExpired, makeEntry } from './entry.ts'
-import { AtomicityError, InvalidArgumentError, KeyNotFoundError, NotAnIntegerError } from './errors.ts'
+import { makeEntry } from './entry.ts'
+import { InvalidArgumentError } from './errors.ts'
 import type { KeyBuilder, KeyOptions } from './keys.ts'
 import { checkCacheOptions, type CacheOptions } from './options.ts'
 import { tryGetRequestScope } from './request-scope.ts'
 import { CacheStats, type CacheStatsSnapshot } from './stats.ts'
 import type { TierStack } from './tier-stack.ts'
-import { type RedisConnection, type Unavailable, isUnavailable } from './tiers/redis-client.ts'
+import type { RedisConnection } from './tiers/redis-client.ts'
 import type { RedisTier } from './tiers/redis.ts'
 import { type Ttl, checkTtl, expiryFor } from './ttl.ts'
 import type { DataVersions } from './versions.ts'
@@ -49,6 +49,7 @@ export class TieredCache {
   readonly #planDefaults: PlanDefaults
   readonly #clock: () => number
   readonly #stats = new CacheStats()
+  readonly #atomic: AtomicWrites
 
   constructor(options: CacheOptions = {}) {
     const o = checkCacheOptions(options)
@@ -61,6 +62,7 @@ export class TieredCache {
     this.#l2 = parts.stack.l2
     this.#bus = parts.bus
     this.#defaultTtl = o.ttl
+    this.#atomic = new AtomicWrites(parts.stack, o.clock)
     this.#planDefaults = { ttl: o.ttl, graceMs: o.graceMs, softTimeoutMs: o.softTimeoutMs, lock: parts.locks === undefined ? false : o.lock }
     this.#clock = o.clock
   }
@@ -119,20 +121,10 @@ export class TieredCache {
    * ```
    */
   getByKey<T = unknown>(fullKey: string, defaultValue?: T): Promise<T | undefined> {
-    const scope = tryGetRequestScope()
-    const now = this.#clock()
-    const near = this.#stack.readNear(fullKey, scope, now)
-    if (near !== undefined && near.kind !== 'r') {
-      recordEntry(near)
-      return Promise.resolve(near.value as T)
-    }
-    return Promise.resolve(near ?? this.#stack.readFar(fullKey, scope, now))
-      .then((entry) => this.#stack.follow(fullKey, entry, scope, now))
-      .then((entry) => {
-        if (entry === undefined || entry.kind === 'r' || isExpired(entry, now)) return defaultValue
-        recordEntry(entry)
-        return entry.value as T
-      })
+    const found = this.#stack.lookup(fullKey, tryGetRequestScope(), this.#clock())
+    // A near hit answers without an extra promise (they cost, with AsyncLocalStorage on Node 20).
+    if (!(found instanceof Promise)) return Promise.resolve(found === undefined ? defaultValue : (found.value as T))
+    return found.then((entry) => (entry === undefined ? defaultValue : (entry.value as T)))
   }
 
   /**
@@ -166,19 +158,8 @@ export class TieredCache {
   async add(key: string, value: unknown, ttl?: Ttl): Promise<boolean> {
     const fullKey = this.#key(key, {})
     const expiresAt = this.#expiry(ttl, 'add')
-    const { entry, payload } = makeEntry(fullKey, value, { expiresAt: expiresAt ?? null })
-    if (expiresAt === undefined) return false
-    const now = this.#clock()
-    if (this.#l2) {
-      const added = atomic(await this.#l2.add({ key: fullKey, entry, payload }, now), 'add', key)
-      if (!added) return false
-      this.#stack.remember(fullKey, entry)
-      await this.#stack.announce([fullKey])
-      return true
-    }
-    if (this.#stack.peekL1(fullKey, now) !== undefined) return false
-    this.#stack.remember(fullKey, entry)
-    return true
+    const made = makeEntry(fullKey, value, { expiresAt: expiresAt ?? null })
+    return expiresAt !== undefined && this.#atomic.add(fullKey, key, made)
   }
 
   /**
@@ -235,16 +216,8 @@ export class TieredCache {
   peekByKey(fullKey: string): { value: unknown } | undefined {
     const scope = tryGetRequestScope()
     if (scope?.forceRefresh && !scope.refreshed.has(fullKey)) return undefined
-    // A probe: its misses are not counted, the read that follows it counts them.
-    const now = this.#clock()
-    let entry = this.#stack.readNear(fullKey, scope, now, false)
-    if (entry?.kind === 'r') {
-      const variation = this.#stack.follow(fullKey, entry, scope, now)
-      entry = variation instanceof Promise ? undefined : variation
-    }
-    if (entry === undefined) return undefined
-    recordEntry(entry)
-    return { value: entry.value }
+    const entry = this.#stack.peek(fullKey, scope, this.#clock())
+    return entry === undefined ? undefined : { value: entry.value }
   }
 
   /**
@@ -276,13 +249,11 @@ export class TieredCache {
     const now = this.#clock()
     const fullKeys = keys.map((key) => this.#key(key, {}))
     const read = await this.#stack.readMany(fullKeys, scope, now)
-    const entries = await Promise.all(read.map((entry, i) => this.#stack.follow(fullKeys[i] as string, entry, scope, now)))
     const found = new Map<string, unknown>()
-    entries.forEach((entry, i) => {
-      if (entry === undefined || isExpired(entry, now)) return
-      recordEntry(entry)
-      found.set(keys[i] as string, entry.value)
-    })
+    for (const [i, entry] of read.entries()) {
+      const value = await this.#stack.resolve(fullKeys[i] as string, entry, scope, now)
+      if (value !== undefined) found.set(keys[i] as string, value.value)
+    }
     return found
   }
 
@@ -315,21 +286,7 @@ export class TieredCache {
    */
   async incr(key: string, by = 1): Promise<number> {
     if (!Number.isSafeInteger(by)) throw new InvalidArgumentError(`fragcache: incr("${key}"): by must be an integer; got ${String(by)}`)
-    const fullKey = this.#key(key, {})
-    if (this.#l2) {
-      const reply = atomic(await this.#l2.incr(fullKey, by, this.#clock()), 'incr', key)
-      if (reply === 'missing') throw new KeyNotFoundError(key)
-      if (reply === 'nan') throw new NotAnIntegerError(key)
-      this.#stack.forget([fullKey], tryGetRequestScope())
-      await this.#stack.announce([fullKey])
-      return reply
-    }
-    const entry = this.#stack.peekL1(fullKey, this.#clock())
-    if (entry === undefined) throw new KeyNotFoundError(key)
-    if (!Number.isSafeInteger(entry.value)) throw new NotAnIntegerError(key)
-    const next = (entry.value as number) + by
-    this.#stack.remember(fullKey, makeEntry(fullKey, next, entry).entry)
-    return next
+    return this.#atomic.incr(this.#key(key, {}), key, by)
   }
 
   /**
@@ -352,18 +309,9 @@ export class TieredCache {
    * ```
    */
   async touch(key: string, ttl?: Ttl): Promise<boolean> {
-    const fullKey = this.#key(key, {})
     const expiresAt = this.#expiry(ttl, 'touch')
     if (expiresAt === undefined) return this.delete(key)
-    const now = this.#clock()
-    const local = this.#stack.peekL1(fullKey, now)
-    if (local) this.#stack.remember(fullKey, { ...local, expiresAt, graceUntil: expiresAt })
-    if (!this.#l2) return local !== undefined
-    const touched = await this.#l2.touch(fullKey, expiresAt, now)
-    if (isUnavailable(touched)) return local !== undefined
-    if (!touched) this.#stack.forget([fullKey], tryGetRequestScope())
-    await this.#stack.announce([fullKey])
-    return touched
+    return this.#atomic.touch(this.#key(key, {}), expiresAt)
   }
 
   /**
@@ -463,10 +411,4 @@ export class TieredCache {
   #expiry(ttl: Ttl | undefined, where: string): number | null | undefined {
     return expiryFor(ttl === undefined ? this.#defaultTtl : checkTtl(ttl, where), this.#clock())
   }
-}
-
-/** The reply of an operation that promises atomicity across processes; throws {@link AtomicityError} when Redis could not answer. */
-function atomic<T>(reply: T | Unavailable, operation: string, key: string): T {
-  if (isUnavailable(reply)) throw new AtomicityError(operation, key, reply.error)
-  return reply
 }
