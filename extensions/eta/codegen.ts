@@ -48,7 +48,8 @@ export function explainedCode(fn: string, declared: [string, number, string][]):
  * buffer of its own. The output before the tag is kept aside first: the body may start before the call returns.
  */
 export function openCode(id: number, info: TagInfo, tag: ParsedTag, digest: string): string {
-  const values = `() => [${tag.ttl}, ${tag.name}, [${tag.inputs.join(', ')}], ${tag.deps}]`
+  const keywords = Object.entries(tag.keywords).map(([keyword, code]) => `${keyword}: (${code})`)
+  const values = `() => [${tag.ttl}, ${tag.name}, [${tag.inputs.join(', ')}], {${keywords.join(', ')}}]`
   return (
     `{ const __fragcache_before${id} = __eta.res; ` +
     `const __fragcache_html${id} = __fragcache.run(this, options, ${info.line}, ${JSON.stringify(digest)}, ${JSON.stringify(info.text)}, ${values}, ` +

@@ -4,7 +4,10 @@
  */
 import { relative } from 'node:path'
 import { TemplateTagError, describe } from '../../src/errors.ts'
-import type { FragmentCache } from '../../src/fragments.ts'
+import type { FragmentCache, OptionKeyword } from '../../src/fragments.ts'
+
+/** What a tag's code evaluates to: TTL, name, inputs, and the keywords but `ttl=` by name. */
+export type TagValues = [ttl: unknown, name: unknown, inputs: unknown[], keywords: Partial<Record<OptionKeyword, unknown>>]
 
 /** What `this` is inside a compiled Eta template: the Eta instance (only its config is read). */
 export interface EtaInstance {
@@ -20,7 +23,7 @@ export interface RenderOptions {
  * Called by compiled templates. Not part of the public API.
  * @example
  * ```ts
- * // generated: const __fragcache_html1 = __fragcache.run(this, options, 3, "digest", "<% cache … %>", () => [300, "sidebar", [it.lang], undefined], async () => …)
+ * // generated: const __fragcache_html1 = __fragcache.run(this, options, 3, "digest", "<% cache … %>", () => [300, "sidebar", [it.lang], {}], async () => …)
  * ```
  */
 export class EtaFragmentRuntime {
@@ -38,11 +41,11 @@ export class EtaFragmentRuntime {
     line: number,
     digest: string,
     text: string,
-    values: () => [unknown, unknown, unknown[], unknown],
+    values: () => TagValues,
     body: () => Promise<string>,
   ): string | Promise<string> {
     const template = this.#templateName(eta, options)
-    let evaluated: [unknown, unknown, unknown[], unknown]
+    let evaluated: TagValues
     try {
       evaluated = values()
     } catch (error) {
@@ -50,8 +53,8 @@ export class EtaFragmentRuntime {
       const hint = error instanceof ReferenceError ? '; the name and inputs are JavaScript expressions, so quote a literal name ("sidebar")' : ''
       throw new TemplateTagError(template, line, `fragcache: cannot evaluate ${text}: ${describe(error)}${hint}`, { cause: error })
     }
-    const [ttl, name, inputs, deps] = evaluated
-    const fragment = this.#fragments.prepare({ name, ttl, inputs, deps, digest, template, line })
+    const [ttl, name, inputs, keywords] = evaluated
+    const fragment = this.#fragments.prepare({ name, ttl, inputs, ...keywords, digest, template, line })
     return this.#fragments.peek(fragment) ?? this.#fragments.render(fragment, body)
   }
 

@@ -5,14 +5,15 @@
  */
 import { type Node, parseExpressionAt } from 'acorn'
 import { describe } from '../../src/errors.ts'
-import { type CacheTagItem, type CacheTagSyntax, badTtl, cacheTagArguments } from '../../src/fragments.ts'
+import { type CacheTagItem, type CacheTagSyntax, type OptionKeyword, badTtl, cacheTagArguments } from '../../src/fragments.ts'
 
 /** The JavaScript source of each part of a tag. */
 export interface ParsedTag {
   ttl: string
   name: string
   inputs: string[]
-  deps: string
+  /** The keywords given, but `ttl=` (as `deps`, `grace`). */
+  keywords: Partial<Record<OptionKeyword, string>>
 }
 
 const SYNTAX: CacheTagSyntax = { example: '<% cache 300 "sidebar" it.lang %>', keywordsLast: false }
@@ -51,7 +52,7 @@ export function parseTag(source: string): ParsedTag {
     throw new Error(reason)
   })
   checkTtlLiteral(ttl)
-  return { ttl, name, inputs, deps: keywords.deps ?? 'undefined' }
+  return { ttl, name, inputs, keywords }
 }
 
 function readExpression(source: string, pos: number): Node {

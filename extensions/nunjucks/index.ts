@@ -4,7 +4,7 @@
  */
 import nunjucks from 'nunjucks'
 import { describe } from '../../src/errors.ts'
-import { type CacheTagItem, type CacheTagSyntax, FragmentCache, type PreparedFragment, cacheTagArguments, sourceDigest } from '../../src/fragments.ts'
+import { type CacheTagItem, type CacheTagSyntax, FragmentCache, type OptionKeyword, type PreparedFragment, cacheTagArguments, sourceDigest } from '../../src/fragments.ts'
 import type { TieredCache } from '../../src/tiered-cache.ts'
 import { UNCOMPILABLE, WAITLESS, enclosingCapture } from './constructs.ts'
 import { NunjucksTagError, afterError, keepTagErrors, reportAtTag, syncRenderError, tagError, unhookedError, waitlessError } from './errors.ts'
@@ -26,7 +26,7 @@ const SYNTAX: CacheTagSyntax = { example: '{% cache 300 "sidebar" lang %}', keyw
  * The `{% cache %}` tag for Nunjucks. It only parses and glues: keys, lookups, deps and single-flight renders
  * are {@link FragmentCache}'s.
  *
- * `{% cache TTL NAME input… [deps=[…]] [ttl=…] %}…{% endcache %}` — TTL in seconds or `null` (no expiry); NAME a
+ * `{% cache TTL NAME input… [deps=[…]] [ttl=…] [grace=…] %}…{% endcache %}` — TTL in seconds or `null` (no expiry); NAME a
  * bare word (taken literally, as in Django) or any expression; inputs separated by spaces or commas. The key
  * includes a digest of the fragment's own source, so editing its markup changes it.
  *
@@ -118,7 +118,11 @@ export class FragmentCacheExtension {
       ttl,
       name,
       new nodes.Array(tag.lineno, tag.colno, inputs),
-      keywords.deps ?? literal(null),
+      new nodes.Dict(
+        tag.lineno,
+        tag.colno,
+        Object.entries(keywords).map(([keyword, value]) => new nodes.Pair(tag.lineno, tag.colno, literal(keyword), value)),
+      ),
     ])
     return new nodes.CallExtensionAsync(this, 'run', args, [body])
   }
@@ -137,14 +141,14 @@ export class FragmentCacheExtension {
     ttl: unknown,
     name: unknown,
     inputs: unknown[],
-    deps: unknown,
+    keywords: Partial<Record<OptionKeyword, unknown>>,
     body: Body,
     callback: Continuation,
   ): void {
     const session = currentSession(context)
     let fragment: PreparedFragment
     try {
-      fragment = this.fragments.prepare({ name, ttl, inputs, deps, digest, template, line })
+      fragment = this.fragments.prepare({ name, ttl, inputs, ...keywords, digest, template, line })
     } catch (error) {
       return fail(session, callback, reportAtTag(error, { template, line, column }, session))
     }

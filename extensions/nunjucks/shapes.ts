@@ -46,6 +46,8 @@ export interface Nodes {
   NodeList: NodeClass
   Literal: NodeClass
   Array: NodeClass
+  Dict: NodeClass
+  Pair: NodeClass
   CallExtensionAsync: new (ext: object, prop: string, args: TemplateNode, contentArgs: TemplateNode[]) => TemplateNode
 }
 

@@ -217,6 +217,26 @@ export function runEngineContract(adapter: EngineAdapter, server: RedisServer): 
       assert.equal(h.ran(), { short: 1 }, 'ten years on, the null TTL still hits')
     })
 
+    test('grace= :: past its TTL, a fragment whose body fails is served stale within the grace; after it, the error', async () => {
+      const h = await harness(maker())
+      const failure = new Error('the upstream is down')
+      let fetch = (): string => 'v1'
+      const render = () => h.render('grace', { fetch: () => fetch() })
+      assert.is(await render(), '<p>v1</p>\n')
+      h.clock.now += 61_000
+      fetch = () => {
+        throw failure
+      }
+      // Within the grace the stale HTML is served, whether the body is tried again (and fails) or not (L1 today).
+      assert.is(await render(), '<p>v1</p>\n', 'expired, within the grace: the stale HTML')
+      h.clock.now += 30_000
+      const reason = 'the body of fragment "graceful" failed: the upstream is down'
+      const error = await tagError(render(), 'grace', 1, reason, 'render')
+      assert.is(error.cause, failure)
+      fetch = () => 'v2'
+      assert.is(await render(), '<p>v2</p>\n')
+    })
+
     test('template digest :: editing the fragment source changes its key; editing around it does not', async () => {
       const views = mkdtempSync(join(tmpdir(), `fragcache-${adapter.engine}-`))
       try {
@@ -271,7 +291,7 @@ export function runEngineContract(adapter: EngineAdapter, server: RedisServer): 
 
   errors('errors :: an unknown keyword is refused when the template is compiled', async () => {
     const h = await harness(memory())
-    const reason = 'the cache tag takes only deps= and ttl= as keywords; got vary='
+    const reason = 'the cache tag takes only deps=, ttl= and grace= as keywords; got vary='
     await tagError(h.render('errors/unknown-keyword'), 'errors/unknown-keyword', 1, reason, 'compile')
   })
 
