@@ -2,12 +2,12 @@
  * The caching logic of template cache tags, shared by every engine: keys, lookups, renders on a miss, and the recording
  * of what a body touched. Engine extensions only parse their syntax and glue.
  */
-import { hash } from 'node:crypto'
 import { FragcacheError, TemplateTagError, describe, describeValue } from './errors.ts'
 import { type FragmentCall, PreparedMemo, type PreparedFragment, callPath, checkCall } from './fragment-call.ts'
 import type { TieredCache } from './tiered-cache.ts'
 
 export { type FragmentCall, type PreparedFragment } from './fragment-call.ts'
+export { sourceDigest } from './fragment-digest.ts'
 export {
   CACHE_TAG_KEYWORDS,
   OPTION_KEYWORDS,
@@ -130,17 +130,6 @@ export class FragmentCache {
     if (counts === undefined) this.#counts.set(name, (counts = { hits: 0, misses: 0 }))
     return counts
   }
-}
-
-/**
- * A short digest of a fragment's template source, so that editing the fragment's markup changes its key.
- * @example
- * ```ts
- * sourceDigest('<aside>{{ lang }}</aside>') // 'k3Jx0c…' (16 characters)
- * ```
- */
-export function sourceDigest(source: string): string {
-  return hash('sha1', source, 'base64url').slice(0, 16)
 }
 
 /** An error out of a fragment's body, as the render reports it (see {@link FragmentCache.render}). */

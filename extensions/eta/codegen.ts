@@ -13,6 +13,16 @@ export interface TagInfo {
   text: string
 }
 
+/**
+ * What the runtime needs to give a fragment its digest at its first render: a key unique to this compile, the digest
+ * of the body's own source, and the templates the body names (JSON), read then (see `etaFragmentDigest`).
+ */
+export interface DigestSite {
+  key: string
+  own: string
+  references: string
+}
+
 // Eta 4 compiles the layout call differently for async and sync templates; plugins are not told which.
 const ASYNC_LAYOUT = '__eta.res = await includeAsync (__eta.layout'
 const SYNC_LAYOUT = '__eta.res = include (__eta.layout'
@@ -47,12 +57,13 @@ export function explainedCode(fn: string, declared: [string, number, string][]):
  * The code that opens fragment `id`: a call whose last argument is the body, as an async closure writing to a
  * buffer of its own. The output before the tag is kept aside first: the body may start before the call returns.
  */
-export function openCode(id: number, info: TagInfo, tag: ParsedTag, digest: string): string {
+export function openCode(id: number, info: TagInfo, tag: ParsedTag, site: DigestSite): string {
   const keywords = Object.entries(tag.keywords).map(([keyword, code]) => `${keyword}: (${code})`)
   const values = `() => [${tag.ttl}, ${tag.name}, [${tag.inputs.join(', ')}], {${keywords.join(', ')}}]`
   return (
     `{ const __fragcache_before${id} = __eta.res; ` +
-    `const __fragcache_html${id} = __fragcache.run(this, options, ${info.line}, ${JSON.stringify(digest)}, ${JSON.stringify(info.text)}, ${values}, ` +
+    `const __fragcache_html${id} = __fragcache.run(this, options, ${info.line}, ${JSON.stringify(site.key)}, ${JSON.stringify(site.own)}, ` +
+    `${JSON.stringify(site.references)}, ${JSON.stringify(info.text)}, ${values}, ` +
     `async () => { __eta.res = ''; try {`
   )
 }

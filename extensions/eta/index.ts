@@ -6,6 +6,7 @@
 import type { EtaConfig } from 'eta'
 import { InvalidArgumentError, describe } from '../../src/errors.ts'
 import { FragmentCache, sourceDigest } from '../../src/fragments.ts'
+import { codeOf, referencesInCode } from './dependencies.ts'
 import { TieredCache } from '../../src/tiered-cache.ts'
 import { type AstNode, CLOSE, type TagNode, isCacheTag, tagLines } from './ast.ts'
 import { analyseBody } from './body-analysis.ts'
@@ -17,6 +18,8 @@ export type { EtaPlugin } from './ast.ts'
 export { EtaFragmentRuntime } from './runtime.ts'
 
 let nextId = 1
+/** Counts compiles, so that each compiled template reads its fragments' dependencies afresh. */
+let compiles = 0
 
 /**
  * The `<% cache %>` tag for Eta 4: `<% cache 300 "sidebar" it.lang %> … <% endcache %>` renders the body once per
@@ -115,7 +118,8 @@ export class EtaFragmentPlugin {
           return ast
         }
         const body = ast.slice(frame.index + 1, i)
-        frame.node.val = openCode(frame.id, frame.info, frame.parsed, sourceDigest(JSON.stringify(body)))
+        const site = { key: `${this.fragcacheEtaId}:${++compiles}:${frame.id}`, own: sourceDigest(JSON.stringify(body)), references: JSON.stringify(referencesInCode(codeOf(body))) }
+        frame.node.val = openCode(frame.id, frame.info, frame.parsed, site)
         const analysis = analyseBody(body)
         if (analysis.problem !== undefined) {
           state.problem = { line: frame.info.line, message: `fragcache: ${frame.info.text} ${analysis.problem}` }

@@ -4,7 +4,9 @@
  */
 import { relative } from 'node:path'
 import { TemplateTagError, describe } from '../../src/errors.ts'
+import type { TemplateReference } from '../../src/fragment-digest.ts'
 import type { FragmentCache, OptionKeyword } from '../../src/fragments.ts'
+import { type EtaSources, etaFragmentDigest } from './dependencies.ts'
 
 /** What a tag's code evaluates to: TTL, name, inputs, and the keywords but `ttl=` by name. */
 export type TagValues = [ttl: unknown, name: unknown, inputs: unknown[], keywords: Partial<Record<OptionKeyword, unknown>>]
@@ -23,12 +25,13 @@ export interface RenderOptions {
  * Called by compiled templates. Not part of the public API.
  * @example
  * ```ts
- * // generated: const __fragcache_html1 = __fragcache.run(this, options, 3, "digest", "<% cache … %>", () => [300, "sidebar", [it.lang], {}], async () => …)
+ * // generated: const __fragcache_html1 = __fragcache.run(this, options, 3, "1:1:1", "digest", "[]", "<% cache … %>", () => [300, "sidebar", [it.lang], {}], async () => …)
  * ```
  */
 export class EtaFragmentRuntime {
   readonly #fragments: FragmentCache
   readonly #names = new Map<string, string>()
+  readonly #digests = new Map<string, string>()
 
   constructor(fragments: FragmentCache) {
     this.#fragments = fragments
@@ -39,7 +42,9 @@ export class EtaFragmentRuntime {
     eta: EtaInstance | undefined,
     options: RenderOptions | undefined,
     line: number,
-    digest: string,
+    site: string,
+    own: string,
+    references: string,
     text: string,
     values: () => TagValues,
     body: () => Promise<string>,
@@ -54,6 +59,7 @@ export class EtaFragmentRuntime {
       throw new TemplateTagError(template, line, `fragcache: cannot evaluate ${text}: ${describe(error)}${hint}`, { cause: error })
     }
     const [ttl, name, inputs, keywords] = evaluated
+    const digest = references === '[]' ? own : this.#digest(eta, options, site, own, references)
     const fragment = this.#fragments.prepare({ name, ttl, inputs, ...keywords, digest, template, line })
     return this.#fragments.peek(fragment) ?? this.#fragments.render(fragment, body)
   }
@@ -79,6 +85,17 @@ export class EtaFragmentRuntime {
       )
     }
     return error
+  }
+
+  /** A fragment's digest with its dependencies, read once per compiled template (see `etaFragmentDigest`). */
+  #digest(eta: EtaInstance | undefined, options: RenderOptions | undefined, site: string, own: string, references: string): string {
+    let digest = this.#digests.get(site)
+    if (digest === undefined) {
+      if (this.#digests.size >= 10_000) this.#digests.clear() // templates compiled on every render (cache: false)
+      digest = etaFragmentDigest(eta as EtaSources, options?.filepath, own, JSON.parse(references) as TemplateReference[]).digest
+      this.#digests.set(site, digest)
+    }
+    return digest
   }
 
   #templateName(eta: EtaInstance | undefined, options: RenderOptions | undefined): string {

@@ -4,9 +4,10 @@
  */
 import nunjucks from 'nunjucks'
 import { describe } from '../../src/errors.ts'
-import { type CacheTagItem, type CacheTagSyntax, FragmentCache, type OptionKeyword, type PreparedFragment, cacheTagArguments, sourceDigest } from '../../src/fragments.ts'
+import { type CacheTagItem, type CacheTagSyntax, FragmentCache, type OptionKeyword, type PreparedFragment, cacheTagArguments } from '../../src/fragments.ts'
 import type { TieredCache } from '../../src/tiered-cache.ts'
 import { UNCOMPILABLE, WAITLESS, enclosingCapture } from './constructs.ts'
+import { lexSetup, nunjucksFragmentDigest } from './dependencies.ts'
 import { NunjucksTagError, afterError, keepTagErrors, reportAtTag, syncRenderError, tagError, unhookedError, waitlessError } from './errors.ts'
 import {
   type PendingFragment,
@@ -62,7 +63,8 @@ export class FragmentCacheExtension {
   /** Called by the Nunjucks parser at `{% cache`; returns the node that calls {@link run} at render time. */
   parse(parser: Parser, nodes: Nodes, lexer: Lexer): TemplateNode {
     const tag = parser.nextToken() as Token
-    const at = { template: templateBeingCompiled(), line: tag.lineno + 1, column: tag.colno + 1 }
+    const compile = templateBeingCompiled()
+    const at = { template: compile.name, line: tag.lineno + 1, column: tag.colno + 1 }
     const fail: (reason: string) => never = (reason) => {
       throw new NunjucksTagError(at, `fragcache: ${reason}`)
     }
@@ -108,12 +110,21 @@ export class FragmentCacheExtension {
     if (uncompilable !== undefined) {
       fail(`the {% cache %} tag cannot be used inside a ${uncompilable}: Nunjucks cannot compile an asynchronous tag there; put the cache tag around the block instead`)
     }
+    const { digest, dependencies } = nunjucksFragmentDigest(tokens.str, bodyStart, bodyEnd, compile.name, compile.env, lexSetup(tokens, lexer), compile.memo)
+    compile.tags.push({
+      template: compile.name,
+      line: at.line,
+      text: tokens.str.slice(tagStart, bodyStart).trim(),
+      name: name.typename === 'Literal' && ['string', 'number'].includes(typeof name.value) ? String(name.value) : undefined,
+      digest,
+      dependencies,
+    })
     const literal = (value: unknown) => new nodes.Literal(tag.lineno, tag.colno, value)
     const args = new nodes.NodeList(tag.lineno, tag.colno, [
       literal(at.template),
       literal(at.line),
       literal(at.column),
-      literal(sourceDigest(tokens.str.slice(bodyStart, bodyEnd))),
+      literal(digest),
       literal(enclosing),
       ttl,
       name,

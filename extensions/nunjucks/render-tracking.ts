@@ -9,6 +9,8 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks'
 import nunjucks from 'nunjucks'
+import type { CompiledFragment } from '../../src/fragment-keys.ts'
+import type { ReadMemo, TemplateSourceEnv } from './dependencies.ts'
 import { droppedError } from './errors.ts'
 import type { Frame, RenderContext, RootRenderFunc } from './shapes.ts'
 
@@ -43,12 +45,23 @@ const SESSION = Symbol('fragcache.renderSession')
 type Tagged = { [SESSION]?: RenderSession }
 /** The session `Template.render` is about to start, handed to the root function it calls next (synchronously). */
 let starting: RenderSession | undefined
-/** Names of the templates being compiled, innermost last (compilation is synchronous). */
-const compiling: string[] = []
+/** The templates being compiled, innermost last (compilation is synchronous). */
+const compiling: CompileContext[] = []
 const HOOKED = Symbol.for('fragcache.nunjucksHooks')
+
+/** One compile of a template: its name, its environment, and what reading its fragments' dependencies found. */
+export interface CompileContext {
+  readonly name: string
+  readonly env: TemplateSourceEnv | undefined
+  /** Shared by the fragments of this compile (a later compile reads every dependency again). */
+  readonly memo: ReadMemo
+  /** The cache tags found, for `fragmentKey` and the dependency listing. */
+  readonly tags: CompiledFragment[]
+}
 
 interface TemplateInternals {
   path?: string
+  env?: TemplateSourceEnv
   rootRenderFunc: RootRenderFunc
   [HOOKED]?: true
 }
@@ -66,12 +79,14 @@ export function installRenderTracking(): void {
   const originalRender = proto.render as (this: TemplateInternals, ...args: unknown[]) => unknown
 
   proto._compile = function compileTracked(this: TemplateInternals): void {
-    compiling.push(this.path ?? STRING_TEMPLATE)
+    const context: CompileContext = { name: this.path ?? STRING_TEMPLATE, env: this.env, memo: new Map(), tags: [] }
+    compiling.push(context)
     try {
       originalCompile.call(this)
     } finally {
       compiling.pop()
     }
+    compiledTags.set(this, context.tags)
     this.rootRenderFunc = trackRoot(this.rootRenderFunc)
   }
 
@@ -95,10 +110,20 @@ export function installRenderTracking(): void {
   }
 }
 
-/** The name of the template the parser is reading now (a tag's errors name it). */
-export function templateBeingCompiled(): string {
-  return compiling[compiling.length - 1] ?? STRING_TEMPLATE
+/** The template the parser is reading now (a tag's errors name it; its fragments read their dependencies through it). */
+export function templateBeingCompiled(): CompileContext {
+  return compiling[compiling.length - 1] ?? { name: STRING_TEMPLATE, env: undefined, memo: new Map(), tags: [] }
 }
+
+/**
+ * The cache tags of a compiled Template (by the object Nunjucks keeps), as its last compile found them; undefined for
+ * a template not compiled since the extension was loaded.
+ */
+export function tagsOfTemplate(template: object): readonly CompiledFragment[] | undefined {
+  return compiledTags.get(template)
+}
+
+const compiledTags = new WeakMap<object, CompiledFragment[]>()
 
 function trackRoot(root: RootRenderFunc): RootRenderFunc {
   return function rootTracked(this: unknown, env, context, frame, rt, cb) {

@@ -54,6 +54,9 @@ export interface Nodes {
 export interface Lexer {
   TOKEN_BLOCK_START: string
   TOKEN_BLOCK_END: string
+  TOKEN_VARIABLE_START: string
+  TOKEN_VARIABLE_END: string
+  TOKEN_STRING: string
   TOKEN_COMMA: string
   TOKEN_OPERATOR: string
   TOKEN_SYMBOL: string

@@ -4,7 +4,7 @@
  * `fixtures/<engine>/` and compares whole strings (most with `fixtures/expected/`, which both engines must match);
  * errors are compared by their whole message, built by the adapter from the fixture and the reason.
  */
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs'
+import { copyFileSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { suite } from 'uvu'
@@ -252,6 +252,43 @@ export function runEngineContract(adapter: EngineAdapter, server: RedisServer): 
         edit('3-fragment-edited')
         assert.is(await h.render('edit'), '<main><h1>B</h1><p>v2</p></main>\n')
         assert.equal(h.ran(), { edit: 1 }, 'the fragment source changed: a new key')
+      } finally {
+        rmSync(views, { recursive: true, force: true })
+      }
+    })
+
+    test('dependency digests :: editing an included partial, a macro file or a layout re-renders the fragments that render it; an unrelated edit nothing', async () => {
+      const views = mkdtempSync(join(tmpdir(), `fragcache-${adapter.engine}-deps-`))
+      try {
+        cpSync(join(adapter.fixtures, 'deps'), views, { recursive: true })
+        const make = maker()
+        const clock = { now: 1_700_000_000_000 }
+        const cache = await make({ clock: () => clock.now })
+        const { probe, ran } = bodyRuns()
+        // A new engine each time, as after a deploy: on the same cache, with the templates as they are now on disk.
+        const render = () => adapter.create(cache, { views }).render('page', { probe })
+        const page = (versions: Record<string, number>) =>
+          `<main>\n<p>teaser v${versions.teaser ?? 1}</p><div>Ada v${versions.card ?? 1}</div><section>framed v${versions.framed ?? 1}</section><p>plain</p></main>\n`
+        const edit = (file: string, version: number) => {
+          const path = join(views, `${file}.${adapter.extension}`)
+          writeFileSync(path, readFileSync(path, 'utf8').replace(/ v\d/, ` v${version}`))
+        }
+        assert.is(await render(), page({}))
+        assert.equal(ran(), { teaser: 1, card: 1, framed: 1, plain: 1 })
+        assert.is(await render(), page({}))
+        assert.equal(ran(), {}, 'nothing edited: every fragment hits')
+        edit('teaser', 2)
+        assert.is(await render(), page({ teaser: 2 }))
+        assert.equal(ran(), { teaser: 1 }, 'the included partial changed')
+        edit(adapter.engine === 'nunjucks' ? 'macros' : 'card', 2)
+        assert.is(await render(), page({ teaser: 2, card: 2 }))
+        assert.equal(ran(), { card: 1 }, 'the macro (Eta: the partial) it calls changed')
+        edit('frame', 2)
+        assert.is(await render(), page({ teaser: 2, card: 2, framed: 2 }))
+        assert.equal(ran(), { framed: 1 }, 'the layout of the partial it includes changed')
+        edit('unrelated', 2)
+        assert.is(await render(), page({ teaser: 2, card: 2, framed: 2 }))
+        assert.equal(ran(), {}, 'an unrelated template changed: every fragment hits')
       } finally {
         rmSync(views, { recursive: true, force: true })
       }
