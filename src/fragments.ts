@@ -64,7 +64,7 @@ export class FragmentCache {
     const checked = checkCall(call)
     let key: string
     try {
-      key = this.cache.keys.build('frag', checked.name, [call.digest, ...call.inputs])
+      key = this.keyOf(checked.name, call.digest, call.inputs)
     } catch (error) {
       throw new TemplateTagError(call.template, call.line, `fragcache: fragment "${checked.name}" cannot vary by its inputs: ${describe(error)}`)
     }
@@ -118,6 +118,31 @@ export class FragmentCache {
     if (ran) counts.misses += 1
     else counts.hits += 1
     return html
+  }
+
+  /**
+   * The key of fragment `name` with digest `digest` (its tag's, see `fragmentKey` in each engine) varied by `inputs`.
+   * @throws InvalidArgumentError for inputs that cannot be part of a key.
+   * @example
+   * ```ts
+   * fragments.keyOf('teaser', digest, [42]) // 'fragcache:1:frag:teaser#…'
+   * ```
+   */
+  keyOf(name: string, digest: string, inputs: readonly unknown[]): string {
+    return this.cache.keys.build('frag', name, [digest, ...inputs])
+  }
+
+  /**
+   * Removes fragment `name` (digest `digest`, varied by `inputs`) from every tier and tells the other processes; the
+   * next render of its tag renders its body.
+   * @example
+   * ```ts
+   * await fragments.delete('teaser', digest, [42])
+   * ```
+   */
+  async delete(name: string, digest: string, inputs: readonly unknown[]): Promise<void> {
+    // A TTL of 0 removes, Django's way; the namespace and inputs build the same key as keyOf().
+    await this.cache.set(name, null, 0, { namespace: 'frag', inputs: [digest, ...inputs] })
   }
 
   /** Hits and misses per fragment name, since this FragmentCache was created. */

@@ -10,7 +10,7 @@ import type { AstNode } from './ast.ts'
 
 /** The parts of an Eta instance read here. */
 export interface EtaSources {
-  config?: { views?: string; plugins?: unknown[] } & Record<string, unknown>
+  config?: { views?: string; plugins?: unknown[] }
   resolvePath?: ((name: string, options?: { filepath?: string }) => string) | null
   readFile?: ((path: string) => string) | null
   parse?: (this: { config: unknown }, source: string) => AstNode[]
@@ -48,9 +48,11 @@ export function codeOf(nodes: readonly AstNode[]): string {
 
 /**
  * The digest of a fragment of the template at `filepath` (undefined for a template string) whose own digest is
- * `ownDigest` and whose body names `references`, reading what they name through `eta`.
+ * `own` and whose body names the templates in `references` (JSON, as compiled), reading them through `eta`. A
+ * fragment that names none keeps its own digest.
  */
-export function etaFragmentDigest(eta: EtaSources | undefined, filepath: string | undefined, ownSource: string, references: readonly TemplateReference[]): FragmentDigest {
+export function etaFragmentDigest(eta: EtaSources | undefined, filepath: string | undefined, own: string, references: string): FragmentDigest {
+  if (references === '[]') return { digest: own, dependencies: [] }
   const read: ReadReference = (reference, from) => {
     if (reference.name.startsWith('@')) return { unreadable: 'loaded with loadTemplate(): its source is not kept' }
     if (typeof eta?.resolvePath !== 'function' || typeof eta.readFile !== 'function' || typeof eta.parse !== 'function') {
@@ -66,7 +68,7 @@ export function etaFragmentDigest(eta: EtaSources | undefined, filepath: string 
       return { unreadable: describe(error) }
     }
   }
-  return fragmentDigest(ownSource, references, read, ROOT)
+  return fragmentDigest(own, JSON.parse(references) as TemplateReference[], read, ROOT)
 }
 
 /** The id of the template a fragment is in, while its path is read from `filepath`. */

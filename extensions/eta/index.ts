@@ -12,9 +12,10 @@ import { type AstNode, CLOSE, type TagNode, isCacheTag, tagLines } from './ast.t
 import { analyseBody } from './body-analysis.ts'
 import { type TagInfo, closeCode, compiledAs, explainedCode, openCode, preludeCode, tagInSyncFunction, throwCode } from './codegen.ts'
 import { EtaFragmentRuntime } from './runtime.ts'
-import { type ParsedTag, parseTag } from './tag-grammar.ts'
+import { type ParsedTag, literalName, parseTag } from './tag-grammar.ts'
 
 export type { EtaPlugin } from './ast.ts'
+export { compiledFragments, deleteFragment, fragmentDependencies, fragmentKey, type FragmentAddress } from './keys.ts'
 export { EtaFragmentRuntime } from './runtime.ts'
 
 let nextId = 1
@@ -55,6 +56,15 @@ export function fragmentCache(cache: TieredCache | FragmentCache): EtaFragmentPl
   throw new InvalidArgumentError('fragcache: fragmentCache() needs the cache from createCache() or a FragmentCache')
 }
 
+/** One cache tag of a compiled template, as `fragmentKey` needs it (see `etaFragmentDigest` for `own` and `references`). */
+export interface CompiledEtaTag {
+  readonly line: number
+  readonly text: string
+  readonly name: string | undefined
+  readonly own: string
+  readonly references: string
+}
+
 /** What `processAST` learned about one template, for `processFnString` (Eta calls them in turn, synchronously). */
 interface CompileState {
   tags: TagInfo[]
@@ -79,6 +89,7 @@ export class EtaFragmentPlugin {
   readonly fragcacheEtaRuntime: EtaFragmentRuntime
   #source: string | undefined
   #state: CompileState | undefined
+  #compiled: CompiledEtaTag[] = []
 
   constructor(fragments: FragmentCache) {
     this.fragments = fragments
@@ -89,7 +100,13 @@ export class EtaFragmentPlugin {
   processTemplate(source: string): string {
     this.#source = source
     this.#state = undefined
+    this.#compiled = []
     return source
+  }
+
+  /** The cache tags the last template compiled has (for `fragmentKey` and the dependency listing). */
+  lastCompiled(): readonly CompiledEtaTag[] {
+    return this.#compiled
   }
 
   /** Eta hook: rewrites each `cache`…`endcache` pair into a call with an async closure body (see {@link openCode}). */
@@ -120,6 +137,7 @@ export class EtaFragmentPlugin {
         const body = ast.slice(frame.index + 1, i)
         const site = { key: `${this.fragcacheEtaId}:${++compiles}:${frame.id}`, own: sourceDigest(JSON.stringify(body)), references: JSON.stringify(referencesInCode(codeOf(body))) }
         frame.node.val = openCode(frame.id, frame.info, frame.parsed, site)
+        this.#compiled.push({ line: frame.info.line, text: frame.info.text, name: literalName(frame.parsed.name), own: site.own, references: site.references })
         const analysis = analyseBody(body)
         if (analysis.problem !== undefined) {
           state.problem = { line: frame.info.line, message: `fragcache: ${frame.info.text} ${analysis.problem}` }

@@ -4,7 +4,6 @@
  */
 import { relative } from 'node:path'
 import { TemplateTagError, describe } from '../../src/errors.ts'
-import type { TemplateReference } from '../../src/fragment-digest.ts'
 import type { FragmentCache, OptionKeyword } from '../../src/fragments.ts'
 import { type EtaSources, etaFragmentDigest } from './dependencies.ts'
 
@@ -92,10 +91,15 @@ export class EtaFragmentRuntime {
     let digest = this.#digests.get(site)
     if (digest === undefined) {
       if (this.#digests.size >= 10_000) this.#digests.clear() // templates compiled on every render (cache: false)
-      digest = etaFragmentDigest(eta as EtaSources, options?.filepath, own, JSON.parse(references) as TemplateReference[]).digest
+      digest = etaFragmentDigest(eta as EtaSources, options?.filepath, own, references).digest
       this.#digests.set(site, digest)
     }
     return digest
+  }
+
+  /** The name errors give the template at `filepath`: relative to the views. */
+  templateName(eta: EtaInstance | undefined, options: RenderOptions | undefined): string {
+    return this.#templateName(eta, options)
   }
 
   #templateName(eta: EtaInstance | undefined, options: RenderOptions | undefined): string {

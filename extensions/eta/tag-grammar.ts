@@ -117,3 +117,21 @@ function skipSpace(source: string, pos: number): number {
   SPACE.exec(source)
   return SPACE.lastIndex
 }
+
+/**
+ * The value of a name written as a string or number literal (`"teaser"`), else undefined.
+ * @example
+ * ```ts
+ * literalName('"teaser"') // 'teaser'
+ * literalName('it.name')  // undefined
+ * ```
+ */
+export function literalName(code: string): string | undefined {
+  try {
+    const node = parseExpressionAt(code, 0, PARSE_OPTIONS) as Node & { value?: unknown }
+    if (node.end !== code.length || node.type !== 'Literal') return undefined
+    return typeof node.value === 'string' || typeof node.value === 'number' ? String(node.value) : undefined
+  } catch {
+    return undefined
+  }
+}

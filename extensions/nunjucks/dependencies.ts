@@ -99,7 +99,8 @@ export function scanTemplate(source: string, setup: LexSetup): ScannedTemplate {
         scanned.references.push({ ...reference, start })
         for (const alias of importedNames(word, statement, lexer)) scanned.imports.set(alias, reference)
       }
-      collectCalls(statement, lexer, start, scanned.calls)
+      // A macro's signature (`{% macro card(name) %}`) defines it; it does not call it.
+      if (word !== 'macro') collectCalls(statement, lexer, start, scanned.calls)
     }
   } catch {
     // Unreadable from here on: the parser reports why, with the line.

@@ -20,6 +20,8 @@ import {
 } from './render-tracking.ts'
 import type { Body, Continuation, Lexer, Nodes, NunjucksTemplateError, Parser, RenderContext, TemplateNode, Token } from './shapes.ts'
 
+export { compiledFragments, deleteFragment, fragmentDependencies, fragmentKey, type FragmentAddress } from './keys.ts'
+
 const { runtime } = nunjucks
 const SYNTAX: CacheTagSyntax = { example: '{% cache 300 "sidebar" lang %}', keywordsLast: true }
 

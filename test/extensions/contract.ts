@@ -20,6 +20,10 @@ export interface EngineUnderTest {
   readonly fragments: FragmentCache
   /** Renders template `page` (a name without extension, relative to the views) with `data`. */
   render(page: string, data: object): Promise<string>
+  /** The engine's `fragmentKey` for the tag named `name` in `page`. */
+  fragmentKey(page: string, name: string, inputs: unknown[]): string
+  /** The engine's `deleteFragment`. */
+  deleteFragment(page: string, name: string, inputs: unknown[]): Promise<void>
 }
 
 /** What the contract needs to know about one engine. */
@@ -292,6 +296,27 @@ export function runEngineContract(adapter: EngineAdapter, server: RedisServer): 
       } finally {
         rmSync(views, { recursive: true, force: true })
       }
+    })
+
+    test('keys from code :: fragmentKey gives the key the tag stores under; deleteFragment re-renders that fragment only', async () => {
+      const h = await harness(maker())
+      const linus = loadSite().otherUser
+      assert.is(await h.render('per-user'), expected('per-user'))
+      assert.is(await h.render('per-user', { user: linus }), expected('per-user-linus'))
+      h.ran()
+      const key = h.engine.fragmentKey('per-user', 'greeting', [7])
+      assert.match(key, /:frag:greeting#/)
+      assert.is(await h.cache.getByKey(key), '<p>Welcome back, Ada (#7)</p>\n')
+      assert.is.not(h.engine.fragmentKey('per-user', 'greeting', [linus.id]), key)
+      await h.engine.deleteFragment('per-user', 'greeting', [7])
+      assert.is(await h.cache.getByKey(key), undefined)
+      assert.is(await h.render('per-user'), expected('per-user'))
+      assert.is(await h.render('per-user', { user: linus }), expected('per-user-linus'))
+      assert.equal(h.ran(), { greeting: 1 }, 'only the deleted fragment re-rendered')
+      assert.throws(
+        () => h.engine.fragmentKey('per-user', 'nope', []),
+        (error: Error) => error.message === `fragcache: ${adapter.templateName('per-user')} has no cache tag named "nope"; its cache tags: "greeting" (line 2)`,
+      )
     })
 
     test('force refresh :: every fragment re-renders once and the fresh HTML is stored', async () => {

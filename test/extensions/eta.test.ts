@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url'
 import { Eta } from 'eta'
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { type EtaFragmentPlugin, fragmentCache } from '../../extensions/eta/index.ts'
+import { type EtaFragmentPlugin, deleteFragment, fragmentCache, fragmentDependencies, fragmentKey } from '../../extensions/eta/index.ts'
 import { FragmentCache } from '../../src/fragments.ts'
 import { type TieredCache, TemplateTagError, createCache, runInRequestScope } from '../../src/index.ts'
 import { RedisServer } from '../support/redis-server.ts'
@@ -34,7 +34,12 @@ const adapter: EngineAdapter = {
   create(cache, { views = VIEWS, reload = false } = {}) {
     const plugin = fragmentCache(cache)
     const eta = new Eta({ views, cache: !reload, plugins: [plugin] })
-    return { fragments: plugin.fragments, render: (page, data) => eta.renderAsync(page, data) }
+    return {
+      fragments: plugin.fragments,
+      render: (page, data) => eta.renderAsync(page, data),
+      fragmentKey: (page, name, inputs) => fragmentKey(eta, { template: page, name }, inputs),
+      deleteFragment: (page, name, inputs) => deleteFragment(eta, { template: page, name }, inputs),
+    }
   },
   templateName: (page) => `${page}.eta`,
   tagMessage(page, line, reason, when) {
@@ -226,6 +231,34 @@ tag('a falsy output ("0", "") is a hit', async () => {
   assert.is(await h.renderString(template, { n: 0 }), '[0]')
   assert.is(await h.renderString(template, { n: 1 }), '[0]')
   assert.equal(h.ran(), { zero: 1 })
+})
+
+tag('fragmentDependencies :: every tag, what its digest covers, the names it cannot follow, and cycles', () => {
+  const eta = new Eta({ views: join(VIEWS, 'deps'), plugins: [fragmentCache(createCache({ logger: quiet }))] })
+  const listing = (page: string) => fragmentDependencies(eta, page).replace(/digest \S{16}/g, 'digest …')
+  assert.is(
+    listing('page'),
+    `page.eta
+  line 2  <% cache 300 "teaser" %>  digest …
+    includeAsync("teaser")
+  line 3  <% cache 300 "card" %>  digest …
+    includeAsync("card")
+  line 4  <% cache 300 "framed" %>  digest …
+    includeAsync("framed")
+      layout("frame")
+  line 5  <% cache 300 "plain" %>  digest …
+`,
+  )
+  assert.is(
+    listing('dynamic'),
+    `dynamic.eta
+  line 1  <% cache 300 "loop" %>  digest …
+    includeAsync(…)  (dynamic name: not followed)
+    includeAsync("cycle-a")
+      includeAsync("cycle-b")
+        includeAsync("cycle-a")  (cycle)
+`,
+  )
 })
 
 tag.run()

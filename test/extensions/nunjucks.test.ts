@@ -4,7 +4,7 @@ import { promisify } from 'node:util'
 import nunjucks from 'nunjucks'
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { FragmentCacheExtension } from '../../extensions/nunjucks/index.ts'
+import { FragmentCacheExtension, deleteFragment, fragmentDependencies, fragmentKey } from '../../extensions/nunjucks/index.ts'
 import { FragmentCache } from '../../src/fragments.ts'
 import { type CacheOptions, type TieredCache, TemplateTagError, createCache } from '../../src/index.ts'
 import { RedisServer } from '../support/redis-server.ts'
@@ -123,6 +123,8 @@ const adapter: EngineAdapter = {
     return {
       fragments: extension.fragments,
       render: (page, data) => new Promise((ok, fail) => env.render(`${page}.njk`, data, (err, html) => (err ? fail(err) : ok(html as string)))),
+      fragmentKey: (page, name, inputs) => fragmentKey(env, { template: `${page}.njk`, name }, inputs),
+      deleteFragment: (page, name, inputs) => deleteFragment(env, { template: `${page}.njk`, name }, inputs),
     }
   },
   templateName: (page) => fixturePath(`${page}.njk`),
@@ -206,6 +208,47 @@ render('async filters, if and for inside and around fragments', async () => {
   assert.is(await h.renderString(source), '(CACHING NOTES, PART 1)[TEMPLATES NOTES, PART 2]')
   assert.is(await h.renderString(source), '(CACHING NOTES, PART 1)[TEMPLATES NOTES, PART 2]')
   assert.is(h.probes.count('loud'), 1)
+})
+
+render('fragmentDependencies :: every tag, what its digest covers, the names it cannot follow, and cycles', () => {
+  const env = new nunjucks.Environment(new nunjucks.FileSystemLoader(resolve(FIXTURES, 'deps')))
+  env.addExtension('FragmentCache', new FragmentCacheExtension(createCache({ logger: quiet })))
+  const listing = (page: string) => fragmentDependencies(env, page).replace(/digest \S{16}/g, 'digest …')
+  const dir = resolve(FIXTURES, 'deps')
+  assert.is(
+    listing('page.njk'),
+    `${dir}/page.njk
+  line 3  {% cache 300 "teaser" %}  digest …
+    {% include "teaser.njk" %}
+  line 4  {% cache 300 "card" %}  digest …
+    {% import "macros.njk" as m -%}
+  line 5  {% cache 300 "framed" %}  digest …
+    {% include "framed.njk" %}
+      {% extends "frame.njk" %}
+  line 6  {% cache 300 "plain" %}  digest …
+`,
+  )
+  assert.is(
+    listing('dynamic.njk'),
+    `${dir}/dynamic.njk
+  line 1  {% cache 300 "loop" %}  digest …
+    {% include partial %}  (dynamic name: not followed)
+    {% include "cycle-a.njk" %}
+      {% include "cycle-b.njk" %}
+        {% include "cycle-a.njk" %}  (cycle)
+`,
+  )
+})
+
+render('dependency digests :: a macro defined in the same template, and super() in a block, count', async () => {
+  const h = harness()
+  const source = (macro: string) =>
+    `{% macro card(n) %}<b>{{ n }}${macro}</b>{% endmacro %}{% cache 300 "local" %}{{ probe("local") }}{{ card(1) }}{% endcache %}`
+  assert.is(await h.renderString(source('')), '<b>1</b>')
+  assert.is(await h.renderString(`<p>around</p>${source('')}`), '<p>around</p><b>1</b>')
+  assert.is(h.probes.count('local'), 1, 'the text around changed: a hit')
+  assert.is(await h.renderString(source('!')), '<b>1!</b>')
+  assert.is(h.probes.count('local'), 2, 'the macro it calls changed: a new key')
 })
 
 render.run()
