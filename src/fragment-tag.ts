@@ -6,19 +6,22 @@
 /**
  * The keywords a cache tag takes, in the one place they are listed: every engine reads its tags against this list,
  * and every message that names them is built from it. Adding one: a word here, a field of that name in
- * `FragmentCall` (every keyword but `ttl` reaches it under its own name) and its check in `checkCall`.
+ * `FragmentCall` (every keyword but `ttl` and `collection` reaches it under its own name) and its check in `checkCall`.
  * @example
  * ```ts
  * CACHE_TAG_KEYWORDS.includes('deps') // true
  * ```
  */
-export const CACHE_TAG_KEYWORDS = ['deps', 'ttl', 'grace'] as const
+export const CACHE_TAG_KEYWORDS = ['deps', 'ttl', 'grace', 'collection'] as const
 
 /** One of {@link CACHE_TAG_KEYWORDS}. */
 export type CacheTagKeyword = (typeof CACHE_TAG_KEYWORDS)[number]
 
-/** The keywords whose values an engine hands over as they are, by name (`ttl=` takes the TTL's place instead). */
-export type OptionKeyword = Exclude<CacheTagKeyword, 'ttl'>
+/**
+ * The keywords whose values an engine hands over as they are, by name: not `ttl=` (it takes the TTL's place) nor
+ * `collection=` (the engine prefetches the fragments of its items with it).
+ */
+export type OptionKeyword = Exclude<CacheTagKeyword, 'ttl' | 'collection'>
 
 /**
  * {@link OptionKeyword}s, in the order of {@link CACHE_TAG_KEYWORDS}: what an engine evaluates into an object of
@@ -28,7 +31,7 @@ export type OptionKeyword = Exclude<CacheTagKeyword, 'ttl'>
  * OPTION_KEYWORDS // ['deps', 'grace']
  * ```
  */
-export const OPTION_KEYWORDS: readonly OptionKeyword[] = CACHE_TAG_KEYWORDS.filter((word): word is OptionKeyword => word !== 'ttl')
+export const OPTION_KEYWORDS: readonly OptionKeyword[] = CACHE_TAG_KEYWORDS.filter((word): word is OptionKeyword => word !== 'ttl' && word !== 'collection')
 
 /**
  * One argument of a cache tag, as an engine parsed it, in the order written: an input, or `keyword=value`.
@@ -60,12 +63,13 @@ export interface CacheTagSyntax {
 
 /**
  * A cache tag's arguments, sorted out: the TTL (from `ttl=`, else the first input), the name (the next input),
- * the inputs left, and every other keyword given.
+ * the inputs left, the collection its loop renders (`collection=`), and every other keyword given.
  */
 export interface CacheTagArguments<Code> {
   ttl: Code
   name: Code
   inputs: Code[]
+  collection?: Code
   keywords: Partial<Record<OptionKeyword, Code>>
 }
 
@@ -100,13 +104,13 @@ export function cacheTagArguments<Code>(
     given[keyword] = item.value
     keywordSeen = true
   }
-  const { ttl: ttlKeyword, ...keywords } = given
+  const { ttl: ttlKeyword, collection, ...keywords } = given
   const ttl = ttlKeyword ?? inputs.shift()
   const name = inputs.shift()
   if (ttl === undefined || name === undefined) {
     fail(`the cache tag needs a TTL and a fragment name, as in ${syntax.example} (or ttl=300 "sidebar")`)
   }
-  return { ttl, name, inputs, keywords }
+  return collection === undefined ? { ttl, name, inputs, keywords } : { ttl, name, inputs, collection, keywords }
 }
 
 /**

@@ -3,7 +3,7 @@
  * it, the prelude that finds the runtime, the code that throws a tag's error at render time, and where in the
  * compiled function a cache tag cannot wait.
  */
-import { parse as parseScript } from 'acorn'
+import { type Node, parse as parseScript } from 'acorn'
 import type { ParsedTag } from './tag-grammar.ts'
 
 /** One cache tag found at compile time. */
@@ -58,14 +58,71 @@ export function explainedCode(fn: string, declared: [string, number, string][]):
  * buffer of its own. The output before the tag is kept aside first: the body may start before the call returns.
  */
 export function openCode(id: number, info: TagInfo, tag: ParsedTag, site: DigestSite): string {
-  const keywords = Object.entries(tag.keywords).map(([keyword, code]) => `${keyword}: (${code})`)
-  const values = `() => [${tag.ttl}, ${tag.name}, [${tag.inputs.join(', ')}], {${keywords.join(', ')}}]`
+  const collection = tag.collection === undefined ? 'undefined, null' : `(${tag.collection}), ${itemsPlaceholder(id)}`
   return (
     `{ const __fragcache_before${id} = __eta.res; ` +
     `const __fragcache_html${id} = __fragcache.run(this, options, ${info.line}, ${JSON.stringify(site.key)}, ${JSON.stringify(site.own)}, ` +
-    `${JSON.stringify(site.references)}, ${JSON.stringify(info.text)}, ${values}, ` +
+    `${JSON.stringify(site.references)}, ${JSON.stringify(info.text)}, () => ${valuesCode(tag)}, ${collection}, ` +
     `async () => { __eta.res = ''; try {`
   )
+}
+
+/** The code of a tag's values: `[ttl, name, [inputs], { keywords }]`. */
+function valuesCode(tag: ParsedTag): string {
+  const keywords = Object.entries(tag.keywords).map(([keyword, code]) => `${keyword}: (${code})`)
+  return `[${tag.ttl}, ${tag.name}, [${tag.inputs.join(', ')}], {${keywords.join(', ')}}]`
+}
+
+/** Stands where a `collection=` tag's values for one item go, until {@link withItemValues} knows the loop's variable. */
+function itemsPlaceholder(id: number): string {
+  return `__fragcache_items${id}__`
+}
+
+/**
+ * `code` with the values of `collection=` tag `id` as a function of one item of its loop, whose parameter is the
+ * loop's variable (or pattern), so that `article.id` reads the item given; undefined when the tag is in no
+ * `for…of`/`for…in` loop.
+ */
+export function withItemValues(code: string, varName: string, id: number, tag: ParsedTag): string | undefined {
+  const variable = loopVariable(code, varName, `__fragcache_html${id}`)
+  if (variable === undefined) return undefined
+  return code.replace(itemsPlaceholder(id), () => `((${variable}) => ${valuesCode(tag)})`)
+}
+
+/** The source of the variable (or pattern) of the innermost `for…of`/`for…in` loop around the declaration of `name`. */
+function loopVariable(code: string, varName: string, name: string): string | undefined {
+  const head = `(async function (${varName}, options) {\n`
+  const source = `${head}${code}\n})`
+  let program: Node
+  try {
+    program = parseScript(source, { ecmaVersion: 'latest' }) as Node
+  } catch {
+    return undefined
+  }
+  const loops: Node[] = []
+  let found: string | undefined
+  const visit = (node: Node): void => {
+    if (found !== undefined) return
+    const n = node as Node & { left?: Node; id?: Node & { name?: string } }
+    if (n.type === 'VariableDeclarator' && n.id?.name === name) {
+      const loop = loops[loops.length - 1] as (Node & { left: Node & { declarations?: { id: Node }[] } }) | undefined
+      if (loop !== undefined) {
+        const target = loop.left.declarations?.[0]?.id ?? loop.left
+        found = source.slice(target.start, target.end)
+      }
+      return
+    }
+    const isLoop = n.type === 'ForOfStatement' || n.type === 'ForInStatement'
+    if (isLoop) loops.push(n)
+    for (const value of Object.values(n)) {
+      for (const child of Array.isArray(value) ? value : [value]) {
+        if (child !== null && typeof child === 'object' && typeof (child as Node).type === 'string') visit(child as Node)
+      }
+    }
+    if (isLoop) loops.pop()
+  }
+  visit(program)
+  return found
 }
 
 /** The code that closes fragment `id`: a hit (a string) is appended at once; only a miss (a promise) is awaited. */

@@ -10,7 +10,7 @@ import { codeOf, referencesInCode } from './dependencies.ts'
 import { TieredCache } from '../../src/tiered-cache.ts'
 import { type AstNode, CLOSE, type TagNode, isCacheTag, tagLines } from './ast.ts'
 import { analyseBody } from './body-analysis.ts'
-import { type TagInfo, closeCode, compiledAs, explainedCode, openCode, preludeCode, tagInSyncFunction, throwCode } from './codegen.ts'
+import { type TagInfo, closeCode, compiledAs, explainedCode, openCode, preludeCode, tagInSyncFunction, throwCode, withItemValues } from './codegen.ts'
 import { EtaFragmentRuntime } from './runtime.ts'
 import { type ParsedTag, literalName, parseTag } from './tag-grammar.ts'
 
@@ -71,6 +71,8 @@ interface CompileState {
   problem?: { line: number; message: string }
   /** Names declared at the top of a fragment body, with the fragment's line and tag: `[name, line, text]`. */
   declared: [string, number, string][]
+  /** The `collection=` tags, whose loop `processFnString` finds. */
+  collections: { id: number; info: TagInfo; parsed: ParsedTag }[]
 }
 
 /**
@@ -115,7 +117,7 @@ export class EtaFragmentPlugin {
     this.#source = undefined
     this.#state = undefined
     if (!ast.some(isCacheTag)) return ast
-    const state: CompileState = { tags: [], declared: [] }
+    const state: CompileState = { tags: [], declared: [], collections: [] }
     this.#state = state
     const delimiters = config?.tags ?? ['<%', '%>']
     const lines = tagLines(config?.rmWhitespace ? source.replace(/[\r\n]+/g, '\n').replace(/^\s+|\s+$/gm, '') : source, ast, delimiters[0])
@@ -157,6 +159,7 @@ export class EtaFragmentPlugin {
       const replacement: TagNode = { t: 'e', val: '', lineNo: node.lineNo }
       state.tags.push(info)
       open.push({ index: i, info, node: replacement, parsed, id: state.tags.length })
+      if (parsed.collection !== undefined) state.collections.push({ id: state.tags.length, info, parsed })
       out.push(replacement)
     }
     const unclosed = open.pop()
@@ -197,6 +200,12 @@ export class EtaFragmentPlugin {
         `fragcache: ${misplaced.text} is inside a function that is not async (a forEach or map callback?), so it cannot wait for the cache: use a for…of loop, or an async function whose result is awaited`,
       )
     }
-    return code
+    let withItems = code
+    for (const { id, info, parsed } of state.collections) {
+      const rewritten = withItemValues(withItems, config?.varName ?? 'it', id, parsed)
+      if (rewritten === undefined) return fail(info.line, `fragcache: ${info.text}: collection= needs the cache tag inside the for…of loop over that collection`)
+      withItems = rewritten
+    }
+    return withItems
   }
 }

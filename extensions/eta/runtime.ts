@@ -46,9 +46,21 @@ export class EtaFragmentRuntime {
     references: string,
     text: string,
     values: () => TagValues,
+    collection: unknown,
+    itemValues: ((item: unknown) => TagValues) | null,
     body: () => Promise<string>,
   ): string | Promise<string> {
     const template = this.#templateName(eta, options)
+    if (itemValues !== null) {
+      const digest = references === '[]' ? own : this.#digest(eta, options, site, own, references)
+      const prefetched = this.#fragments.prefetchCollection(options ?? {}, site, collection, (item) => {
+        const [ttl, name, inputs, keywords] = itemValues(item)
+        return { name, ttl, inputs, ...keywords, digest, template, line }
+      })
+      if (prefetched !== undefined) {
+        return prefetched.then(() => this.run(eta, options, line, site, own, references, text, values, collection, null, body))
+      }
+    }
     let evaluated: TagValues
     try {
       evaluated = values()

@@ -12,8 +12,10 @@ export interface ParsedTag {
   ttl: string
   name: string
   inputs: string[]
-  /** The keywords given, but `ttl=` (as `deps`, `grace`). */
+  /** The keywords given, but `ttl=` and `collection=` (as `deps`, `grace`). */
   keywords: Partial<Record<OptionKeyword, string>>
+  /** `collection=`: what the loop the tag is in goes over. */
+  collection?: string
 }
 
 const SYNTAX: CacheTagSyntax = { example: '<% cache 300 "sidebar" it.lang %>', keywordsLast: false }
@@ -48,11 +50,11 @@ export function parseTag(source: string): ParsedTag {
     pos = skipSpace(source, node.end)
   }
   if (afterComma) throw new Error('the inputs end with ","')
-  const { ttl, name, inputs, keywords } = cacheTagArguments(items, SYNTAX, (reason) => {
+  const { ttl, name, inputs, keywords, collection } = cacheTagArguments(items, SYNTAX, (reason) => {
     throw new Error(reason)
   })
   checkTtlLiteral(ttl)
-  return { ttl, name, inputs, keywords }
+  return collection === undefined ? { ttl, name, inputs, keywords } : { ttl, name, inputs, keywords, collection }
 }
 
 function readExpression(source: string, pos: number): Node {

@@ -6,7 +6,8 @@ import nunjucks from 'nunjucks'
 import { describe } from '../../src/errors.ts'
 import { type CacheTagItem, type CacheTagSyntax, FragmentCache, type OptionKeyword, type PreparedFragment, cacheTagArguments } from '../../src/fragments.ts'
 import type { TieredCache } from '../../src/tiered-cache.ts'
-import { UNCOMPILABLE, WAITLESS, enclosingCapture } from './constructs.ts'
+import { type ItemValues, ItemValuesCollector, type TagValues, itemValuesNode } from './collection.ts'
+import { UNCOMPILABLE, WAITLESS, enclosingCapture, enclosingLoop } from './constructs.ts'
 import { lexSetup, nunjucksFragmentDigest } from './dependencies.ts'
 import { NunjucksTagError, afterError, keepTagErrors, reportAtTag, syncRenderError, tagError, unhookedError, waitlessError } from './errors.ts'
 import {
@@ -55,6 +56,7 @@ export class FragmentCacheExtension {
   readonly tags = ['cache']
   /** The fragment core this tag delegates to (its `counts()` tell hits and misses per fragment name). */
   readonly fragments: FragmentCache
+  readonly #items = new ItemValuesCollector()
 
   constructor(cache: TieredCache | FragmentCache) {
     this.fragments = cache instanceof FragmentCache ? cache : new FragmentCache(cache)
@@ -90,7 +92,7 @@ export class FragmentCacheExtension {
       }
     }
     parser.advanceAfterBlockEnd(tag.value)
-    const { ttl, name: nameNode, inputs, keywords } = cacheTagArguments(items, SYNTAX, fail)
+    const { ttl, name: nameNode, inputs, keywords, collection } = cacheTagArguments(items, SYNTAX, fail)
     // Django style: a bare word is the name itself, not a variable.
     const name = nameNode.typename === 'Symbol' ? new nodes.Literal(nameNode.lineno, nameNode.colno, String(nameNode.value)) : nameNode
 
@@ -122,12 +124,7 @@ export class FragmentCacheExtension {
       dependencies,
     })
     const literal = (value: unknown) => new nodes.Literal(tag.lineno, tag.colno, value)
-    const args = new nodes.NodeList(tag.lineno, tag.colno, [
-      literal(at.template),
-      literal(at.line),
-      literal(at.column),
-      literal(digest),
-      literal(enclosing),
+    const values = () => [
       ttl,
       name,
       new nodes.Array(tag.lineno, tag.colno, inputs),
@@ -136,8 +133,31 @@ export class FragmentCacheExtension {
         tag.colno,
         Object.entries(keywords).map(([keyword, value]) => new nodes.Pair(tag.lineno, tag.colno, literal(keyword), value)),
       ),
+    ]
+    let itemValues = literal(null)
+    if (collection !== undefined) {
+      const loop = enclosingLoop(tokens, lexer, tagStart)
+      if (loop === undefined) fail('collection= needs the cache tag inside the {% for %} loop over that collection')
+      if (loop.length !== 1) fail(`collection= needs a loop over one variable; this one has ${loop.join(', ')}`)
+      itemValues = itemValuesNode(nodes, this, tag, loop[0] as string, values())
+    }
+    const args = new nodes.NodeList(tag.lineno, tag.colno, [
+      literal(at.template),
+      literal(at.line),
+      literal(at.column),
+      literal(digest),
+      literal(enclosing),
+      ...values(),
+      collection ?? literal(null),
+      itemValues,
     ])
     return new nodes.CallExtensionAsync(this, 'run', args, [body])
+  }
+
+  /** Called by the compiled macro of a `collection=` tag with the tag's values for one item (see `itemValuesNode`). */
+  collect(_context: RenderContext, ...values: TagValues): string {
+    this.#items.collect(values)
+    return ''
   }
 
   /**
@@ -155,10 +175,22 @@ export class FragmentCacheExtension {
     name: unknown,
     inputs: unknown[],
     keywords: Partial<Record<OptionKeyword, unknown>>,
+    collection: unknown,
+    itemValues: ItemValues | null,
     body: Body,
     callback: Continuation,
   ): void {
     const session = currentSession(context)
+    if (itemValues !== null && session !== undefined && !isSyncRender(session) && WAITLESS[enclosing] === undefined) {
+      const where = { digest, template, line }
+      const site = `${template}:${line}:${column}`
+      const prefetched = this.fragments.prefetchCollection(context, site, collection, (item) => this.#items.callFor(itemValues, item, where))
+      if (prefetched !== undefined) {
+        const rest = [context, template, line, column, digest, enclosing, ttl, name, inputs, keywords, collection, null, body, callback] as const
+        prefetched.then(() => this.run(...rest)).catch((error: unknown) => callback(reportAtTag(error, { template, line, column }, session)))
+        return
+      }
+    }
     let fragment: PreparedFragment
     try {
       fragment = this.fragments.prepare({ name, ttl, inputs, ...keywords, digest, template, line })

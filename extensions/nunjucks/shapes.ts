@@ -48,6 +48,9 @@ export interface Nodes {
   Array: NodeClass
   Dict: NodeClass
   Pair: NodeClass
+  Symbol: NodeClass
+  Caller: NodeClass
+  CallExtension: new (ext: object, prop: string, args: TemplateNode, contentArgs: TemplateNode[]) => TemplateNode
   CallExtensionAsync: new (ext: object, prop: string, args: TemplateNode, contentArgs: TemplateNode[]) => TemplateNode
 }
 

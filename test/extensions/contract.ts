@@ -12,6 +12,7 @@ import * as assert from 'uvu/assert'
 import { type Article, expectedHtml as expected, loadSite } from '../../fixtures/site.ts'
 import type { FragmentCache } from '../../src/fragments.ts'
 import { type CacheOptions, type TieredCache, TemplateTagError, createCache, runInRequestScope } from '../../src/index.ts'
+import { countingClient } from '../../bench/support/redis-counters.ts'
 import { RedisServer, patientRedis } from '../support/redis-server.ts'
 
 /** An engine set up with the cache tag, as a scenario uses it. */
@@ -353,7 +354,7 @@ export function runEngineContract(adapter: EngineAdapter, server: RedisServer): 
 
   errors('errors :: an unknown keyword is refused when the template is compiled', async () => {
     const h = await harness(memory())
-    const reason = 'the cache tag takes only deps=, ttl= and grace= as keywords; got vary='
+    const reason = 'the cache tag takes only deps=, ttl=, grace= and collection= as keywords; got vary='
     await tagError(h.render('errors/unknown-keyword'), 'errors/unknown-keyword', 1, reason, 'compile')
   })
 
@@ -428,6 +429,31 @@ export function runEngineContract(adapter: EngineAdapter, server: RedisServer): 
       assert.equal(cold.ran(), NESTED_BODIES)
     } finally {
       await own.stop()
+    }
+  })
+
+  redis('collection= :: 50 cached items on a cold L1 and a warm Redis cost at most 2 round trips (one without it per item)', async () => {
+    const prefix = `${adapter.engine}-collection-${++prefixes}`
+    const warm = await harness(redisCache(server.url, prefix, patientRedis))
+    const want = expected('collection')
+    assert.is(await warm.render('collection'), want)
+    assert.equal(warm.ran(), { collected: 50 })
+    assert.is(await warm.render('collection-one-by-one'), want)
+    await warm.cache.flush()
+    for (const [page, most, least] of [['collection', 0, 2], ['collection-one-by-one', 50, Infinity]] as const) {
+      const counting = countingClient(server.port)
+      try {
+        // A new process: its own L1, empty; Redis has every item.
+        const cold = await harness(redisCache(server.url, prefix, { ...patientRedis, redis: counting.client }))
+        counting.take()
+        assert.is(await cold.render(page), want)
+        assert.equal(cold.ran(), {}, 'every item is a hit')
+        const { roundTrips } = counting.take()
+        if (page === 'collection') assert.ok(roundTrips <= least, `${page}: ${roundTrips} round trips`)
+        else assert.ok(roundTrips >= most, `${page}: ${roundTrips} round trips`)
+      } finally {
+        counting.client.disconnect()
+      }
     }
   })
 

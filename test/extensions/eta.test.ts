@@ -322,6 +322,16 @@ errors('unclosed cache tag; stray endcache', async () => {
   )
 })
 
+errors('collection= outside a for…of loop', async () => {
+  const h = harness()
+  await tagError(
+    () => h.eta.renderAsync('errors/collection-outside-loop', site),
+    'fragcache: <% cache 60 "x" collection=it.articles %>: collection= needs the cache tag inside the for…of loop over that collection (errors/collection-outside-loop.eta, line 2)',
+    'errors/collection-outside-loop.eta',
+    2,
+  )
+})
+
 errors('bad TTL: a literal that cannot be one is refused at compile time', async () => {
   const h = harness()
   await tagError(

@@ -355,6 +355,13 @@ async function errorOf(name: string): Promise<string> {
 const at = (name: string, line: number, column: number) => `(${fixturePath(`errors/${name}.njk`)}) [Line ${line}, Column ${column}]\n  `
 const where = (name: string, line: number) => `(${fixturePath(`errors/${name}.njk`)}, line ${line})`
 
+errors('collection= outside a loop', async () => {
+  assert.is(
+    await errorOf('collection-outside-loop'),
+    `${at('collection-outside-loop', 2, 4)}fragcache: collection= needs the cache tag inside the {% for %} loop over that collection ${where('collection-outside-loop', 2)}`,
+  )
+})
+
 errors('bad TTL (render time)', async () => {
   assert.is(
     await errorOf('bad-ttl'),
@@ -376,7 +383,7 @@ errors('missing endcache, at the end of the template and before an enclosing end
 errors('an input after a keyword (Nunjucks only: Eta takes inputs anywhere)', async () => {
   assert.is(
     await errorOf('input-after-keyword'),
-    `${at('input-after-keyword', 1, 4)}fragcache: the inputs of the cache tag must come before deps=, ttl= and grace= ${where('input-after-keyword', 1)}`,
+    `${at('input-after-keyword', 1, 4)}fragcache: the inputs of the cache tag must come before deps=, ttl=, grace= and collection= ${where('input-after-keyword', 1)}`,
   )
 })
 
