@@ -6,9 +6,10 @@
 import { type Node, parse as parseScript } from 'acorn'
 import type { ParsedTag } from './tag-grammar.ts'
 
-/** One cache tag found at compile time. */
+/** One cache tag found at compile time: the 1-based line and column of its code (`cache …`), and the tag as written. */
 export interface TagInfo {
   line: number
+  column: number
   /** The tag as written, for messages: `<% cache 300 "sidebar" it.lang %>`. */
   text: string
 }
@@ -43,14 +44,34 @@ export function preludeCode(pluginId: number): string {
   )
 }
 
-/** The code that throws a tag's error at render time, when the template's name is known. */
-export function throwCode(line: number, message: string): string {
-  return `throw __fragcache.tagError(this, options, ${line}, ${JSON.stringify(message)});\n`
+/** The code that throws a tag's error at render time, when the template's name is known; `excerpt` ends the message. */
+export function throwCode(line: number, message: string, excerpt: string): string {
+  return `throw __fragcache.tagError(this, options, ${line}, ${JSON.stringify(message)}, ${JSON.stringify(excerpt)});\n`
 }
 
-/** Wraps a template's code so a ReferenceError for a name declared inside a fragment is explained. */
-export function explainedCode(fn: string, declared: [string, number, string][]): string {
-  return `try {\n${fn}\n} catch (__fragcache_error) { throw __fragcache.explain(this, options, __fragcache_error, ${JSON.stringify(declared)}); }\n`
+/** The code that throws a syntax error of the template at render time (see {@link throwCode}). */
+export function syntaxThrowCode(line: number, message: string, excerpt: string): string {
+  return `throw __fragcache.syntaxError(this, options, ${line}, ${JSON.stringify(message)}, ${JSON.stringify(excerpt)});\n`
+}
+
+/**
+ * Wraps a template's code in a function named `name` (so that its frames can be told apart in a stack trace) whose
+ * catch hands every error to the runtime's `locate`, with what it needs to name the template's line: the table from
+ * the code's lines to the template's (`locate` computes it from the wrapped body, before the catch is added), the
+ * template source, and the names declared inside fragments. The catch's data is only evaluated when something throws.
+ */
+export function locatedCode<T extends { table: number[][] }>(
+  prelude: string,
+  code: string,
+  name: string,
+  locate: (body: string) => T,
+  source: string,
+  declared: [string, number, string][],
+): T & { code: string } {
+  const body = `${prelude}return (async function ${name}() {\ntry {\n${code}\n`
+  const found = locate(body)
+  const data = [JSON.stringify(name), JSON.stringify(found.table), JSON.stringify(source), JSON.stringify(declared)].join(', ')
+  return { ...found, code: `${body}} catch (__fragcache_error) { throw __fragcache.locate(this, options, __fragcache_error, ${data}); }\n}).call(this);\n` }
 }
 
 /**
@@ -151,12 +172,10 @@ export function tagInSyncFunction(code: string, varName: string, tags: readonly 
   } catch (error) {
     const pos = (error as { pos?: number }).pos
     if (typeof pos !== 'number') return undefined
-    // acorn reads `await` as a name outside async functions and stops at what follows it.
-    for (const at of [pos - head.length, code.lastIndexOf('await', pos - head.length) + 'await '.length]) {
-      AWAITED_FRAGMENT.lastIndex = at
-      const match = AWAITED_FRAGMENT.exec(code)
-      if (match) return tags[Number(match[1]) - 1]
-    }
+    // acorn reads `await` as a name outside async functions and stops at what follows it: a fragment's HTML.
+    AWAITED_FRAGMENT.lastIndex = pos - head.length
+    const match = AWAITED_FRAGMENT.exec(code)
+    if (match) return tags[Number(match[1]) - 1]
   }
   return undefined
 }

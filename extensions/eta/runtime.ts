@@ -4,6 +4,7 @@
  */
 import { relative } from 'node:path'
 import { TemplateTagError, describe } from '../../src/errors.ts'
+import { locateError, syntaxError, tagError } from './runtime-errors.ts'
 import type { FragmentCache, OptionKeyword } from '../../src/fragments.ts'
 import { type EtaSources, etaFragmentDigest } from './dependencies.ts'
 
@@ -75,27 +76,27 @@ export class EtaFragmentRuntime {
     return this.#fragments.peek(fragment) ?? this.#fragments.render(fragment, body)
   }
 
-  /** The error for a tag that cannot run, with the template's name (known only at render time). */
-  tagError(eta: EtaInstance | undefined, options: RenderOptions | undefined, line: number, message: string): TemplateTagError {
-    return new TemplateTagError(this.#templateName(eta, options), line, message)
+  /** The error for a tag that cannot run, with the template's name (known only at render time) and `excerpt`. */
+  tagError(eta: EtaInstance | undefined, options: RenderOptions | undefined, line: number, message: string, excerpt: string): Error {
+    return tagError(this.#templateName(eta, options), line, message, excerpt)
   }
 
-  /** Explains a ReferenceError for a name declared inside a fragment body; any other error passes unchanged. */
-  explain(eta: EtaInstance | undefined, options: RenderOptions | undefined, error: unknown, declared: [string, number, string][]): unknown {
-    let cause: unknown = error
-    for (let depth = 0; depth < 4 && cause instanceof Error; depth++, cause = cause.cause) {
-      const match = cause instanceof ReferenceError ? /^(\S+) is not defined$/.exec(cause.message) : null
-      const found = match && declared.find(([name]) => name === match[1])
-      if (!found) continue
-      const [name, line, text] = found
-      return new TemplateTagError(
-        this.#templateName(eta, options),
-        line,
-        `fragcache: ${name} is not defined outside the fragment that declares it: ${text} turns its body into a function of its own, so a variable declared inside it is not visible after endcache (and is not set at all on a cache hit); declare it before the cache tag instead`,
-        { cause: error },
-      )
-    }
-    return error
+  /** A syntax error of the template found when it was compiled, with the template's name (see `syntaxError`). */
+  syntaxError(eta: EtaInstance | undefined, options: RenderOptions | undefined, line: number, message: string, excerpt: string): Error {
+    return syntaxError(this.#templateName(eta, options), line, message, excerpt)
+  }
+
+  /** What the template throws for an error its code raised (see `locateError`). */
+  locate(
+    eta: EtaInstance | undefined,
+    options: RenderOptions | undefined,
+    error: unknown,
+    name: string,
+    table: number[][],
+    source: string,
+    declared: [string, number, string][],
+  ): unknown {
+    return locateError(this.#templateName(eta, options), error, name, table, source, declared)
   }
 
   /** A fragment's digest with its dependencies, read once per compiled template (see `etaFragmentDigest`). */

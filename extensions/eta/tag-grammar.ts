@@ -6,6 +6,7 @@
 import { type Node, parseExpressionAt } from 'acorn'
 import { describe } from '../../src/errors.ts'
 import { type CacheTagItem, type CacheTagSyntax, type OptionKeyword, badTtl, cacheTagArguments } from '../../src/fragments.ts'
+import { walk } from './body-analysis.ts'
 
 /** The JavaScript source of each part of a tag. */
 export interface ParsedTag {
@@ -70,7 +71,9 @@ function readExpression(source: string, pos: number): Node {
   if (node.type === 'Identifier' && (node as unknown as { name: string }).name === 'await') {
     throw new Error('await cannot be used in the inputs of a cache tag; compute the value in a <% %> tag before it')
   }
-  return headOfInput(source, node)
+  const head = headOfInput(source, node)
+  refuseAssignments(source, head)
+  return head
 }
 
 /**
@@ -101,6 +104,18 @@ function headOfInput(source: string, node: Node): Node {
     }
     current = left as typeof current
   }
+}
+
+/**
+ * Refuses an assignment (`x = 1`, `it.n += 1`, `i++`) anywhere in an input: Eta's compiled code is not strict, so it
+ * would write a global that later renders see, and a tag's inputs must only be read.
+ */
+function refuseAssignments(source: string, input: Node): void {
+  walk(input, (node) => {
+    if (node.type !== 'AssignmentExpression' && node.type !== 'UpdateExpression') return
+    const written = source.slice(node.start, node.end)
+    throw new Error(`\`${written}\` assigns, and the inputs of a cache tag are only read: compare with ===, or compute the value in a <% %> tag before it`)
+  })
 }
 
 /** A TTL written as a literal that can never be one (a string, an array …) is refused when the template compiles. */
