@@ -9,7 +9,8 @@ import type { TieredCache } from '../../src/tiered-cache.ts'
 import { type ItemValues, ItemValuesCollector, type TagValues, itemValuesNode } from './collection.ts'
 import { UNCOMPILABLE, WAITLESS, enclosingCapture, enclosingLoop } from './constructs.ts'
 import { lexSetup, nunjucksFragmentDigest } from './dependencies.ts'
-import { NunjucksTagError, afterError, keepTagErrors, reportAtTag, syncRenderError, tagError, unhookedError, waitlessError } from './errors.ts'
+import { sourceExcerpt } from '../../src/fragment-errors.ts'
+import { NunjucksTagError, type TagLocation, afterError, keepTagErrors, reportAtTag, syncRenderError, tagError, unhookedError, waitlessError } from './errors.ts'
 import {
   type PendingFragment,
   type RenderSession,
@@ -68,7 +69,12 @@ export class FragmentCacheExtension {
   parse(parser: Parser, nodes: Nodes, lexer: Lexer): TemplateNode {
     const tag = parser.nextToken() as Token
     const compile = templateBeingCompiled()
-    const at = { template: compile.name, line: tag.lineno + 1, column: tag.colno + 1 }
+    const at: TagLocation = {
+      template: compile.name,
+      line: tag.lineno + 1,
+      column: tag.colno + 1,
+      excerpt: sourceExcerpt(parser.tokens.str, tag.lineno + 1, tag.colno + 1),
+    }
     const fail: (reason: string) => never = (reason) => {
       throw new NunjucksTagError(at, `fragcache: ${reason}`)
     }
@@ -145,6 +151,7 @@ export class FragmentCacheExtension {
       literal(at.template),
       literal(at.line),
       literal(at.column),
+      literal(at.excerpt),
       literal(digest),
       literal(enclosing),
       ...values(),
@@ -169,6 +176,7 @@ export class FragmentCacheExtension {
     template: string,
     line: number,
     column: number,
+    excerpt: string,
     digest: string,
     enclosing: string,
     ttl: unknown,
@@ -181,13 +189,14 @@ export class FragmentCacheExtension {
     callback: Continuation,
   ): void {
     const session = currentSession(context)
+    const at: TagLocation = { template, line, column, excerpt }
     if (itemValues !== null && session !== undefined && !isSyncRender(session) && WAITLESS[enclosing] === undefined) {
       const where = { digest, template, line }
       const site = `${template}:${line}:${column}`
       const prefetched = this.fragments.prefetchCollection(context, site, collection, (item) => this.#items.callFor(itemValues, item, where))
       if (prefetched !== undefined) {
-        const rest = [context, template, line, column, digest, enclosing, ttl, name, inputs, keywords, collection, null, body, callback] as const
-        prefetched.then(() => this.run(...rest)).catch((error: unknown) => callback(reportAtTag(error, { template, line, column }, session)))
+        const rest = [context, template, line, column, excerpt, digest, enclosing, ttl, name, inputs, keywords, collection, null, body, callback] as const
+        prefetched.then(() => this.run(...rest)).catch((error: unknown) => callback(reportAtTag(error, at, session)))
         return
       }
     }
@@ -195,7 +204,7 @@ export class FragmentCacheExtension {
     try {
       fragment = this.fragments.prepare({ name, ttl, inputs, ...keywords, digest, template, line })
     } catch (error) {
-      return fail(session, callback, reportAtTag(error, { template, line, column }, session))
+      return fail(session, callback, reportAtTag(error, at, session))
     }
     const stored = this.fragments.peek(fragment)
     if (stored !== undefined) {
@@ -203,7 +212,7 @@ export class FragmentCacheExtension {
       callback(null, new runtime.SafeString(stored))
       return
     }
-    const pending: PendingFragment = { name: fragment.name, template, line, column, abandoned: false }
+    const pending: PendingFragment = { name: fragment.name, ...at, abandoned: false }
     const construct = WAITLESS[enclosing]
     if (construct !== undefined) return fail(session, callback, waitlessError(pending, construct, session))
     if (session === undefined) return fail(session, callback, unhookedError(pending))

@@ -12,6 +12,8 @@ import nunjucks from 'nunjucks'
 import type { CompiledFragment } from '../../src/fragment-keys.ts'
 import type { ReadMemo, TemplateSourceEnv } from './dependencies.ts'
 import { droppedError } from './errors.ts'
+import { locateCompileError, locateRenderError } from './locate.ts'
+import type { Lexer } from './shapes.ts'
 import type { Frame, RenderContext, RootRenderFunc } from './shapes.ts'
 
 /** A fragment whose HTML is being fetched or rendered asynchronously. */
@@ -20,6 +22,7 @@ export interface PendingFragment {
   readonly template: string
   readonly line: number
   readonly column: number
+  readonly excerpt: string
   /**
    * Set when a render finished while this fragment was pending: its output is lost, and the variables its body
    * reads may already belong to a later loop iteration, so it must not be stored either.
@@ -61,6 +64,7 @@ export interface CompileContext {
 
 interface TemplateInternals {
   path?: string
+  tmplStr?: unknown
   env?: TemplateSourceEnv
   rootRenderFunc: RootRenderFunc
   [HOOKED]?: true
@@ -83,11 +87,13 @@ export function installRenderTracking(): void {
     compiling.push(context)
     try {
       originalCompile.call(this)
+    } catch (error) {
+      throw locatedInTagged(error, this) ?? error
     } finally {
       compiling.pop()
     }
     compiledTags.set(this, context.tags)
-    this.rootRenderFunc = trackRoot(this.rootRenderFunc)
+    this.rootRenderFunc = trackRoot(this.rootRenderFunc, context.tags.length > 0 ? this : undefined)
   }
 
   proto.render = function renderTracked(this: TemplateInternals, ...args: unknown[]): unknown {
@@ -110,6 +116,20 @@ export function installRenderTracking(): void {
   }
 }
 
+/**
+ * An error without a line, in a template with a cache tag, located (see `locateCompileError`, `locateRenderError`);
+ * undefined for any other (Nunjucks reports those as it always has).
+ */
+function locatedInTagged(error: unknown, template: TemplateInternals, when: 'compile' | 'render' = 'compile'): Error | undefined {
+  const source = template.tmplStr
+  const opts = (template.env as { opts?: { tags?: Record<string, string>; trimBlocks?: boolean; lstripBlocks?: boolean } } | undefined)?.opts
+  const blockStart = opts?.tags?.blockStart ?? '{%'
+  if (typeof source !== 'string' || !new RegExp(`${blockStart.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-?\\s*cache\\b`).test(source)) return undefined
+  const { lexer } = nunjucks as unknown as { lexer: Lexer }
+  const setup = { lexer, options: { tags: opts?.tags ?? {}, trimBlocks: opts?.trimBlocks === true, lstripBlocks: opts?.lstripBlocks === true } }
+  return when === 'compile' ? locateCompileError(error, source, setup) : locateRenderError(error, source, setup)
+}
+
 /** The template the parser is reading now (a tag's errors name it; its fragments read their dependencies through it). */
 export function templateBeingCompiled(): CompileContext {
   return compiling[compiling.length - 1] ?? { name: STRING_TEMPLATE, env: undefined, memo: new Map(), tags: [] }
@@ -125,7 +145,8 @@ export function tagsOfTemplate(template: object): readonly CompiledFragment[] | 
 
 const compiledTags = new WeakMap<object, CompiledFragment[]>()
 
-function trackRoot(root: RootRenderFunc): RootRenderFunc {
+/** `tagged`: the template, when it has cache tags (a render error without a line is then located in it). */
+function trackRoot(root: RootRenderFunc, tagged: TemplateInternals | undefined): RootRenderFunc {
   return function rootTracked(this: unknown, env, context, frame, rt, cb) {
     const session = starting
     // Called by `{% extends %}` or an import, not by Template.render: the caller's session covers it.
@@ -147,7 +168,7 @@ function trackRoot(root: RootRenderFunc): RootRenderFunc {
         cb(droppedError(dropped, session))
         return
       }
-      cb(err, output)
+      cb(err != null && tagged !== undefined ? (locatedInTagged(err, tagged, 'render') ?? err) : err, output)
     })
   }
 }
