@@ -90,7 +90,7 @@ export class EtaFragmentPlugin {
     this.#compiled = []
     this.#parseProblem = undefined
     const open = config?.tags?.[0] ?? '<%'
-    const hasCacheTag = new RegExp(`${open.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}[-_]?\\s*cache\\b`).test(source)
+    const hasCacheTag = new RegExp(`${open.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}[-_]?\\s*(?:end)?cache\\b`).test(source)
     this.#mentionsCacheTag = hasCacheTag
     const broken = hasCacheTag ? etaParseError(source, config) : undefined
     if (broken !== undefined) {
