@@ -4,7 +4,7 @@
  * values is remembered once checked.
  */
 import { TemplateTagError, describe, describeValue } from './errors.ts'
-import { OPTION_KEYWORDS, badGrace, badTtl } from './fragment-tag.ts'
+import { OPTION_KEYWORDS, type OptionKeyword, badGrace, badTtl } from './fragment-tag.ts'
 import type { Ttl } from './ttl.ts'
 import { checkTags } from './versions.ts'
 
@@ -111,26 +111,43 @@ export function checkCall(call: FragmentCall): Omit<PreparedFragment, 'key'> {
  * undefined otherwise. Counts stand before the variable-length parts, so two different calls never share a path.
  * @example
  * ```ts
- * callPath({ name: 'x', ttl: 60, inputs: [1], digest: 'd', template: 't', line: 1 }) // ['t', 1, 'd', 'x', 60, -1, undefined, 1, 1]
+ * callPath({ name: 'x', ttl: 60, inputs: [1], digest: 'd', template: 't', line: 1 }) // ['t', 1, 'd', 'x', 60, 0, 1, 1]
  * ```
  */
 export function callPath(call: FragmentCall): unknown[] | undefined {
   try {
     const { name, ttl, inputs } = call
     if (typeof name !== 'string' || (ttl !== null && typeof ttl !== 'number')) return undefined
-    const path: unknown[] = [call.template, call.line, call.digest, name, ttl]
-    for (const keyword of OPTION_KEYWORDS) {
-      const value = call[keyword]
-      if (value === undefined || value === null) path.push(-1)
-      else if (Array.isArray(value)) path.push(value.length, ...(value as unknown[]))
-      else path.push(-2, value)
+    // Built with early returns, not checked afterwards: this runs on every hit of every tag.
+    // Which keywords are given, as one number (one trie level however many there are); then their values.
+    const path: unknown[] = [call.template, call.line, call.digest, name, ttl, 0]
+    let given = 0
+    for (let k = 0; k < OPTION_KEYWORDS.length; k++) {
+      const value = call[OPTION_KEYWORDS[k] as OptionKeyword]
+      if (value === undefined || value === null) continue
+      given += 2 ** k
+      if (Array.isArray(value)) {
+        if (!pushPlain(path, value)) return undefined
+      } else if (isPlain(value)) path.push(-1, value)
+      else return undefined
     }
-    path.push(inputs.length, ...inputs)
-    // An object is a key by identity in a Map, and could change between renders: never memoized.
-    return path.every(isPlain) ? path : undefined
+    path[5] = given
+    return pushPlain(path, inputs) ? path : undefined
   } catch {
     return undefined // a proxy that throws: checked (and refused) the long way
   }
+}
+
+/** Pushes the length of `values`, then each of them; false (and stops) at the first that is not plain. */
+function pushPlain(path: unknown[], values: readonly unknown[]): boolean {
+  path.push(values.length)
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i]
+    // An object is a key by identity in a Map, and could change between renders: never memoized.
+    if (!isPlain(value)) return false
+    path.push(value)
+  }
+  return true
 }
 
 function isPlain(value: unknown): boolean {

@@ -83,15 +83,18 @@ export function openCode(id: number, info: TagInfo, tag: ParsedTag, site: Digest
   return (
     `{ const __fragcache_before${id} = __eta.res; ` +
     `const __fragcache_html${id} = __fragcache.run(this, options, ${info.line}, ${JSON.stringify(site.key)}, ${JSON.stringify(site.own)}, ` +
-    `${JSON.stringify(site.references)}, ${JSON.stringify(info.text)}, () => ${valuesCode(tag)}, ${collection}, ` +
+    `${JSON.stringify(site.references)}, ${JSON.stringify(info.text)}, () => ${valuesCode(tag, info.line)}, ${collection}, ` +
     `async () => { __eta.res = ''; try {`
   )
 }
 
-/** The code of a tag's values: `[ttl, name, [inputs], { keywords }]`. */
-function valuesCode(tag: ParsedTag): string {
-  const keywords = Object.entries(tag.keywords).map(([keyword, code]) => `${keyword}: (${code})`)
-  return `[${tag.ttl}, ${tag.name}, [${tag.inputs.join(', ')}], {${keywords.join(', ')}}]`
+/**
+ * The code of a tag's call: a `FragmentCall` object literal (its digest and template are set at render time, when
+ * they are known), handed to the core as it is.
+ */
+function valuesCode(tag: ParsedTag, line: number): string {
+  const keywords = Object.entries(tag.keywords).map(([keyword, code]) => `, ${keyword}: (${code})`)
+  return `({ ttl: (${tag.ttl}), name: (${tag.name}), inputs: [${tag.inputs.join(', ')}]${keywords.join('')}, digest: '', template: '', line: ${line} })`
 }
 
 /** Stands where a `collection=` tag's values for one item go, until {@link withItemValues} knows the loop's variable. */
@@ -104,10 +107,10 @@ function itemsPlaceholder(id: number): string {
  * loop's variable (or pattern), so that `article.id` reads the item given; undefined when the tag is in no
  * `for…of`/`for…in` loop.
  */
-export function withItemValues(code: string, varName: string, id: number, tag: ParsedTag): string | undefined {
+export function withItemValues(code: string, varName: string, id: number, tag: ParsedTag, line: number): string | undefined {
   const variable = loopVariable(code, varName, `__fragcache_html${id}`)
   if (variable === undefined) return undefined
-  return code.replace(itemsPlaceholder(id), () => `((${variable}) => ${valuesCode(tag)})`)
+  return code.replace(itemsPlaceholder(id), () => `((${variable}) => ${valuesCode(tag, line)})`)
 }
 
 /** The source of the variable (or pattern) of the innermost `for…of`/`for…in` loop around the declaration of `name`. */

@@ -175,7 +175,7 @@ export function finishCode(fn: string, state: CompileState, config: EtaConfig | 
     })
   }
   for (const { id, info, parsed } of state.collections) {
-    const rewritten = withItemValues(code, varName, id, parsed)
+    const rewritten = withItemValues(code, varName, id, parsed, info.line)
     if (rewritten === undefined) return fail({ kind: 'tag', position: info, message: `fragcache: ${info.text}: collection= needs the cache tag inside the for…of loop over that collection` })
     code = rewritten
   }

@@ -5,11 +5,8 @@
 import { relative } from 'node:path'
 import { TemplateTagError, describe } from '../../src/errors.ts'
 import { locateError, syntaxError, tagError } from './runtime-errors.ts'
-import type { FragmentCache, OptionKeyword } from '../../src/fragments.ts'
+import type { FragmentCache, FragmentCall } from '../../src/fragments.ts'
 import { type EtaSources, etaFragmentDigest } from './dependencies.ts'
-
-/** What a tag's code evaluates to: TTL, name, inputs, and the keywords but `ttl=` by name. */
-export type TagValues = [ttl: unknown, name: unknown, inputs: unknown[], keywords: Partial<Record<OptionKeyword, unknown>>]
 
 /** What `this` is inside a compiled Eta template: the Eta instance (only its config is read). */
 export interface EtaInstance {
@@ -25,7 +22,7 @@ export interface RenderOptions {
  * Called by compiled templates. Not part of the public API.
  * @example
  * ```ts
- * // generated: const __fragcache_html1 = __fragcache.run(this, options, 3, "1:1:1", "digest", "[]", "<% cache … %>", () => [300, "sidebar", [it.lang], {}], async () => …)
+ * // generated: const __fragcache_html1 = __fragcache.run(this, options, 3, "1:1:1", "digest", "[]", "<% cache … %>", () => ({ ttl: 300, name: "sidebar", inputs: [it.lang], digest: "", template: "", line: 3 }), async () => …)
  * ```
  */
 export class EtaFragmentRuntime {
@@ -46,33 +43,36 @@ export class EtaFragmentRuntime {
     own: string,
     references: string,
     text: string,
-    values: () => TagValues,
+    values: () => FragmentCall,
     collection: unknown,
-    itemValues: ((item: unknown) => TagValues) | null,
+    itemValues: ((item: unknown) => FragmentCall) | null,
     body: () => Promise<string>,
   ): string | Promise<string> {
     const template = this.#templateName(eta, options)
+    const digest = references === '[]' ? own : this.#digest(eta, options, site, own, references)
     if (itemValues !== null) {
-      const digest = references === '[]' ? own : this.#digest(eta, options, site, own, references)
       const prefetched = this.#fragments.prefetchCollection(options ?? {}, site, collection, (item) => {
-        const [ttl, name, inputs, keywords] = itemValues(item)
-        return { name, ttl, inputs, ...keywords, digest, template, line }
+        const call = itemValues(item)
+        call.digest = digest
+        call.template = template
+        return call
       })
       if (prefetched !== undefined) {
         return prefetched.then(() => this.run(eta, options, line, site, own, references, text, values, collection, null, body))
       }
     }
-    let evaluated: TagValues
+    let call: FragmentCall
     try {
-      evaluated = values()
+      call = values()
     } catch (error) {
       // A Django habit (`cache 300 sidebar`) reads here as a variable: say how to write a name.
       const hint = error instanceof ReferenceError ? '; the name and inputs are JavaScript expressions, so quote a literal name ("sidebar")' : ''
       throw new TemplateTagError(template, line, `fragcache: cannot evaluate ${text}: ${describe(error)}${hint}`, { cause: error })
     }
-    const [ttl, name, inputs, keywords] = evaluated
-    const digest = references === '[]' ? own : this.#digest(eta, options, site, own, references)
-    const fragment = this.#fragments.prepare({ name, ttl, inputs, ...keywords, digest, template, line })
+    // The object literal of the compiled template, completed with what is known only now.
+    call.digest = digest
+    call.template = template
+    const fragment = this.#fragments.prepare(call)
     return this.#fragments.peek(fragment) ?? this.#fragments.render(fragment, body)
   }
 

@@ -4,9 +4,9 @@
  */
 import nunjucks from 'nunjucks'
 import { describe } from '../../src/errors.ts'
-import { type CacheTagItem, type CacheTagSyntax, FragmentCache, type OptionKeyword, type PreparedFragment, cacheTagArguments } from '../../src/fragments.ts'
+import { type CacheTagItem, type CacheTagSyntax, FragmentCache, type FragmentCall, type PreparedFragment, cacheTagArguments } from '../../src/fragments.ts'
 import type { TieredCache } from '../../src/tiered-cache.ts'
-import { type ItemValues, ItemValuesCollector, type TagValues, itemValuesNode } from './collection.ts'
+import { type ItemCall, ItemCallCollector, itemCallNode } from './collection.ts'
 import { UNCOMPILABLE, WAITLESS, enclosingCapture, enclosingLoop } from './constructs.ts'
 import { lexSetup, nunjucksFragmentDigest } from './dependencies.ts'
 import { sourceExcerpt } from '../../src/fragment-errors.ts'
@@ -57,7 +57,7 @@ export class FragmentCacheExtension {
   readonly tags = ['cache']
   /** The fragment core this tag delegates to (its `counts()` tell hits and misses per fragment name). */
   readonly fragments: FragmentCache
-  readonly #items = new ItemValuesCollector()
+  readonly #items = new ItemCallCollector()
 
   constructor(cache: TieredCache | FragmentCache) {
     this.fragments = cache instanceof FragmentCache ? cache : new FragmentCache(cache)
@@ -130,40 +130,31 @@ export class FragmentCacheExtension {
       dependencies,
     })
     const literal = (value: unknown) => new nodes.Literal(tag.lineno, tag.colno, value)
-    const values = () => [
+    // The FragmentCall itself, as an object literal of the compiled template: handed to the core as it is.
+    const fields = (): Record<string, TemplateNode> => ({
       ttl,
       name,
-      new nodes.Array(tag.lineno, tag.colno, inputs),
-      new nodes.Dict(
-        tag.lineno,
-        tag.colno,
-        Object.entries(keywords).map(([keyword, value]) => new nodes.Pair(tag.lineno, tag.colno, literal(keyword), value)),
-      ),
-    ]
-    let itemValues = literal(null)
+      inputs: new nodes.Array(tag.lineno, tag.colno, inputs),
+      ...keywords,
+      digest: literal(digest),
+      template: literal(at.template),
+      line: literal(at.line),
+    })
+    const call = () => new nodes.Dict(tag.lineno, tag.colno, Object.entries(fields()).map(([field, value]) => new nodes.Pair(tag.lineno, tag.colno, literal(field), value)))
+    let itemCall = literal(null)
     if (collection !== undefined) {
       const loop = enclosingLoop(tokens, lexer, tagStart)
       if (loop === undefined) fail('collection= needs the cache tag inside the {% for %} loop over that collection')
       if (loop.length !== 1) fail(`collection= needs a loop over one variable; this one has ${loop.join(', ')}`)
-      itemValues = itemValuesNode(nodes, this, tag, loop[0] as string, values())
+      itemCall = itemCallNode(nodes, this, tag, loop[0] as string, call())
     }
-    const args = new nodes.NodeList(tag.lineno, tag.colno, [
-      literal(at.template),
-      literal(at.line),
-      literal(at.column),
-      literal(at.excerpt),
-      literal(digest),
-      literal(enclosing),
-      ...values(),
-      collection ?? literal(null),
-      itemValues,
-    ])
+    const args = new nodes.NodeList(tag.lineno, tag.colno, [call(), literal(at.column), literal(at.excerpt), literal(enclosing), collection ?? literal(null), itemCall])
     return new nodes.CallExtensionAsync(this, 'run', args, [body])
   }
 
-  /** Called by the compiled macro of a `collection=` tag with the tag's values for one item (see `itemValuesNode`). */
-  collect(_context: RenderContext, ...values: TagValues): string {
-    this.#items.collect(values)
+  /** Called by the compiled macro of a `collection=` tag with the tag's call for one item (see `itemCallNode`). */
+  collect(_context: RenderContext, call: FragmentCall): string {
+    this.#items.collect(call)
     return ''
   }
 
@@ -173,38 +164,31 @@ export class FragmentCacheExtension {
    */
   run(
     context: RenderContext,
-    template: string,
-    line: number,
+    call: FragmentCall,
     column: number,
     excerpt: string,
-    digest: string,
     enclosing: string,
-    ttl: unknown,
-    name: unknown,
-    inputs: unknown[],
-    keywords: Partial<Record<OptionKeyword, unknown>>,
     collection: unknown,
-    itemValues: ItemValues | null,
+    itemCall: ItemCall | null,
     body: Body,
     callback: Continuation,
   ): void {
     const session = currentSession(context)
-    const at: TagLocation = { template, line, column, excerpt }
-    if (itemValues !== null && session !== undefined && !isSyncRender(session) && WAITLESS[enclosing] === undefined) {
-      const where = { digest, template, line }
-      const site = `${template}:${line}:${column}`
-      const prefetched = this.fragments.prefetchCollection(context, site, collection, (item) => this.#items.callFor(itemValues, item, where))
+    const { template, line } = call
+    if (itemCall !== null && session !== undefined && !isSyncRender(session) && WAITLESS[enclosing] === undefined) {
+      const prefetched = this.fragments.prefetchCollection(context, `${template}:${line}:${column}`, collection, (item) => this.#items.callFor(itemCall, item))
       if (prefetched !== undefined) {
-        const rest = [context, template, line, column, excerpt, digest, enclosing, ttl, name, inputs, keywords, collection, null, body, callback] as const
-        prefetched.then(() => this.run(...rest)).catch((error: unknown) => callback(reportAtTag(error, at, session)))
+        prefetched
+          .then(() => this.run(context, call, column, excerpt, enclosing, collection, null, body, callback))
+          .catch((error: unknown) => callback(reportAtTag(error, { template, line, column, excerpt }, session)))
         return
       }
     }
     let fragment: PreparedFragment
     try {
-      fragment = this.fragments.prepare({ name, ttl, inputs, ...keywords, digest, template, line })
+      fragment = this.fragments.prepare(call)
     } catch (error) {
-      return fail(session, callback, reportAtTag(error, at, session))
+      return fail(session, callback, reportAtTag(error, { template, line, column, excerpt }, session))
     }
     const stored = this.fragments.peek(fragment)
     if (stored !== undefined) {
@@ -212,7 +196,7 @@ export class FragmentCacheExtension {
       callback(null, new runtime.SafeString(stored))
       return
     }
-    const pending: PendingFragment = { name: fragment.name, ...at, abandoned: false }
+    const pending: PendingFragment = { name: fragment.name, template, line, column, excerpt, abandoned: false }
     const construct = WAITLESS[enclosing]
     if (construct !== undefined) return fail(session, callback, waitlessError(pending, construct, session))
     if (session === undefined) return fail(session, callback, unhookedError(pending))
