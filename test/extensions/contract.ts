@@ -232,8 +232,8 @@ export function runEngineContract(adapter: EngineAdapter, server: RedisServer): 
       fetch = () => {
         throw failure
       }
-      // Within the grace the stale HTML is served, whether the body is tried again (and fails) or not (L1 today).
-      assert.is(await render(), '<p>v1</p>\n', 'expired, within the grace: the stale HTML')
+      assert.is(await render(), '<p>v1</p>\n', 'expired, within the grace: the body is tried again, fails, and the stale HTML is served')
+      assert.equal(h.ran(), { graceful: 2 })
       h.clock.now += 30_000
       const reason = 'the body of fragment "graceful" failed: the upstream is down'
       const error = await tagError(render(), 'grace', 1, reason, 'render')
