@@ -11,6 +11,9 @@
  * (b) The cost of one L1 fragment hit: a template of 100 cache tags, all hits, vs the same HTML as literal text;
  *     the difference divided by 100 (part 1 measures the same two templates).
  *
+ * (c) A list of 50 cached teasers on a cold L1 with a warm Redis, one by one and with `collection=`
+ *     (bench/fragments-collection.ts): Redis round trips and time.
+ *
  * Medians over interleaved rounds after a warm-up round. Environment: BENCH_ROUNDS (default 9).
  */
 import { readFileSync } from 'node:fs'
@@ -20,6 +23,7 @@ import { loadSite } from '../fixtures/site.ts'
 import { createCache } from '../src/index.ts'
 import { type Case, opsPerSecond, runInterleaved } from './support/measure.ts'
 import { formatCount, formatNs, formatRatio, markdownTable, verdict } from './support/report.ts'
+import { coldListTable } from './fragments-collection.ts'
 
 const ROUNDS = positiveInt(process.env.BENCH_ROUNDS, 9)
 const TAGS = 100
@@ -189,6 +193,8 @@ console.log(
     `Caching each teaser makes the formatted page ${speed(teaserRatio('formatted'))} and the plain page ${speed(teaserRatio('plain'))}; ` +
     'with Eta, wrap coarse regions (the whole list) and bodies that do real work (formatting, data access, includes), not single interpolations.',
 )
+
+console.log(`\n${await coldListTable('eta')}`)
 
 function etaVersion(): string {
   return (JSON.parse(readFileSync(new URL('../node_modules/eta/package.json', import.meta.url), 'utf8')) as { version: string }).version

@@ -6,12 +6,16 @@
  * 2. The cost of one L1 fragment hit: a template of 100 cache tags against the same template with each
  *    fragment's HTML as literal text (target ≤ 2 µs per tag).
  *
- * Medians over several rounds, in one run; memory only (no Redis), loopback nothing.
+ * 3. A list of 50 cached teasers on a cold L1 with a warm Redis, one by one and with `collection=`
+ *    (bench/fragments-collection.ts): Redis round trips and time.
+ *
+ * Medians over several rounds, in one run; memory only (no Redis) but for part 3.
  */
 import nunjucks from 'nunjucks'
 import { FragmentCacheExtension } from '../extensions/nunjucks/index.ts'
 import { loadSite } from '../fixtures/site.ts'
 import { createCache } from '../src/index.ts'
+import { coldListTable } from './fragments-collection.ts'
 
 const ROUNDS = 7
 const PAGE_RENDERS = 200
@@ -170,3 +174,4 @@ console.log(
   `  of which Nunjucks' async-extension machinery alone: ${perBareUs.toFixed(2)} µs; fragcache (key, lookup, tracking): ${(perHitUs - perBareUs).toFixed(2)} µs`,
 )
 await cache.close()
+console.log(`\n${await coldListTable('nunjucks')}`)

@@ -43,6 +43,8 @@ prepare('a repeated call is checked once, but a bad one is always refused with t
     [{ ttl: '300' }, 'fragcache: the TTL of fragment "teaser" must be a number of seconds or null; got "300" (t.njk, line 3)'],
     [{ name: '' }, 'fragcache: the cache tag needs a fragment name; got "" (t.njk, line 3)'],
     [{ deps: ['has space'] }, 'fragcache: deps of fragment "teaser": a tag must be a non-empty string of at most 200 characters without whitespace; got "has space" (t.njk, line 3)'],
+    [{ grace: -1 }, 'fragcache: the grace of fragment "teaser" must be a number of seconds of at least 0; got -1 (t.njk, line 3)'],
+    [{ grace: '60' }, 'fragcache: the grace of fragment "teaser" must be a number of seconds of at least 0; got "60" (t.njk, line 3)'],
   ] as [Partial<FragmentCall>, string][]) {
     for (let i = 0; i < 2; i++) {
       try {
@@ -53,6 +55,53 @@ prepare('a repeated call is checked once, but a bad one is always refused with t
         assert.is((err as Error).message, message)
       }
     }
+  }
+})
+
+prepare('grace reaches the entry; it is not part of the key', () => {
+  const fragments = new FragmentCache(createCache())
+  const graceful = fragments.prepare({ ...base, grace: 60 })
+  assert.is(graceful.grace, 60)
+  assert.is(fragments.prepare(base).grace, undefined)
+  assert.is(graceful.key, fragments.prepare(base).key)
+})
+
+prepare('values that cannot be described are described safely: never a bare TypeError, always the template and line', () => {
+  const fragments = new FragmentCache(createCache())
+  const circular: unknown[] = []
+  circular.push(circular)
+  const looped: Record<string, unknown> = {}
+  looped.self = looped
+  const throwing = new Proxy([], {
+    get() {
+      throw new TypeError('no reading this')
+    },
+  })
+  const opaque = new Proxy({}, {
+    getPrototypeOf() {
+      throw new TypeError('no looking')
+    },
+  })
+  const revocable = Proxy.revocable([], {})
+  revocable.revoke()
+  const tagRule = 'a tag must be a non-empty string of at most 200 characters without whitespace'
+  for (const [call, message] of [
+    [{ deps: [circular] }, `fragcache: deps of fragment "teaser": ${tagRule}; got an array (t.njk, line 3)`],
+    [{ deps: [looped] }, `fragcache: deps of fragment "teaser": ${tagRule}; got an object (Object) (t.njk, line 3)`],
+    [{ deps: [10n] }, `fragcache: deps of fragment "teaser": ${tagRule}; got 10 (t.njk, line 3)`],
+    [{ deps: looped }, 'fragcache: deps of fragment "teaser": tags must be an array of strings; got an object (Object) (t.njk, line 3)'],
+    [{ deps: throwing }, 'fragcache: the deps of fragment "teaser" cannot be read: no reading this (t.njk, line 3)'],
+    [{ deps: revocable.proxy }, 'fragcache: the deps of fragment "teaser" cannot be read: Cannot perform \'IsArray\' on a proxy that has been revoked (t.njk, line 3)'],
+    [{ ttl: looped }, 'fragcache: the TTL of fragment "teaser" must be a number of seconds or null; got an object (Object) (t.njk, line 3)'],
+    [{ name: opaque }, 'fragcache: the cache tag needs a fragment name; got a value that cannot be described (t.njk, line 3)'],
+    [{ inputs: [looped] }, 'fragcache: fragment "teaser" cannot vary by its inputs: fragcache: a cache key input contains a cycle (t.njk, line 3)'],
+    [{ inputs: throwing }, 'fragcache: fragment "teaser" cannot vary by its inputs: no reading this (t.njk, line 3)'],
+  ] as [Partial<FragmentCall>, string][]) {
+    assert.throws(
+      () => fragments.prepare({ ...base, ...call }),
+      (error: Error) => error instanceof TemplateTagError && error.message === message,
+      message,
+    )
   }
 })
 
@@ -68,7 +117,7 @@ const keyword = (name: string, value: string) => ({ keyword: name, value })
 
 tagArguments('is exported, with the one list of keywords', () => {
   assert.type(cacheTagArguments, 'function')
-  assert.equal([...CACHE_TAG_KEYWORDS], ['deps', 'ttl'])
+  assert.equal([...CACHE_TAG_KEYWORDS], ['deps', 'ttl', 'grace', 'collection'])
 })
 
 tagArguments('TTL, name and inputs by position; ttl= takes the place of the first input', () => {
@@ -82,13 +131,13 @@ tagArguments('TTL, name and inputs by position; ttl= takes the place of the firs
     ttl: '60',
     name: '"a"',
     inputs: ['lang'],
-    keywords: { ttl: '60', deps: '["x"]' },
+    keywords: { deps: '["x"]' },
   })
 })
 
 tagArguments('inputs after a keyword: refused where the syntax puts keywords last, taken where it does not', () => {
   const items = [input('300'), keyword('deps', '[]'), input('"a"')]
-  assert.throws(() => cacheTagArguments(items, syntax(true), refuse), /^the inputs of the cache tag must come before deps= and ttl=$/)
+  assert.throws(() => cacheTagArguments(items, syntax(true), refuse), /^the inputs of the cache tag must come before deps=, ttl=, grace= and collection=$/)
   assert.equal(cacheTagArguments(items, syntax(false), refuse), { ttl: '300', name: '"a"', inputs: [], keywords: { deps: '[]' } })
 })
 
@@ -96,8 +145,8 @@ tagArguments('one wording for each mistake, with the engine\'s example', () => {
   for (const [items, reason] of [
     [[input('300')], 'the cache tag needs a TTL and a fragment name, as in {% cache 300 "sidebar" lang %} (or ttl=300 "sidebar")'],
     [[keyword('ttl', '300')], 'the cache tag needs a TTL and a fragment name, as in {% cache 300 "sidebar" lang %} (or ttl=300 "sidebar")'],
-    [[input('300'), input('"a"'), keyword('vary', 'lang')], 'the cache tag takes only deps= and ttl= as keywords; got vary='],
-    [[input('300'), input('"a"'), keyword('', 'lang')], 'the cache tag takes only deps= and ttl= as keywords; got an expression='],
+    [[input('300'), input('"a"'), keyword('vary', 'lang')], 'the cache tag takes only deps=, ttl=, grace= and collection= as keywords; got vary='],
+    [[input('300'), input('"a"'), keyword('', 'lang')], 'the cache tag takes only deps=, ttl=, grace= and collection= as keywords; got an expression='],
     [[input('"a"'), keyword('ttl', '1'), keyword('ttl', '2')], 'ttl= is given twice in the cache tag'],
   ] as [{ keyword?: string; value: string }[], string][]) {
     for (const keywordsLast of [true, false]) {

@@ -1,6 +1,6 @@
 /**
- * Eta's template AST as a plugin sees it (Eta 4 does not export the types): the nodes, which of them are cache tags,
- * and the source line of each tag (Eta gives a node its line only with some options).
+ * Eta's template AST as a plugin sees it (Eta 4 does not export the types): the nodes, and which of them are cache
+ * tags (their positions in the source are `locate.ts`'s).
  */
 import type { EtaConfig } from 'eta'
 
@@ -39,26 +39,4 @@ export function isCacheTag(node: AstNode | undefined): node is TagNode {
 /** Whether a tag's code is `cache …` or `endcache`. */
 export function isCacheTagCode(code: string): boolean {
   return OPEN.test(code) || code === CLOSE
-}
-
-/**
- * The 1-based line of each cache tag: each tag's code is a verbatim slice of the source, and template text holds no
- * opening delimiter, so the next delimiter after the previous tag's code is this tag's.
- */
-export function tagLines(source: string, ast: AstNode[], openDelimiter: string): Map<number, number> {
-  const lines = new Map<number, number>()
-  let cursor = 0
-  let line = 1
-  let counted = 0
-  for (let i = 0; i < ast.length; i++) {
-    const node = ast[i]
-    if (typeof node !== 'object' || node === null) continue
-    const start = source.indexOf(openDelimiter, cursor)
-    const code = start === -1 ? -1 : source.indexOf(node.val, start + openDelimiter.length)
-    if (code === -1) break
-    for (; counted < start; counted++) if (source.charCodeAt(counted) === 10) line++
-    if (isCacheTag(node)) lines.set(i, line)
-    cursor = code + node.val.length
-  }
-  return lines
 }

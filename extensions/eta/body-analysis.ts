@@ -82,7 +82,8 @@ function collectInto(pattern: unknown, names: Set<string>): void {
   for (const name of list) names.add(name)
 }
 
-function walk(node: Node, visit: (node: Node) => void): void {
+/** Calls `visit` on `node` and every node below it. */
+export function walk(node: Node, visit: (node: Node) => void): void {
   visit(node)
   for (const value of Object.values(node)) {
     if (Array.isArray(value)) {

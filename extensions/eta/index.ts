@@ -4,16 +4,17 @@
  * core's (`src/fragments.ts`).
  */
 import type { EtaConfig } from 'eta'
-import { InvalidArgumentError, describe } from '../../src/errors.ts'
-import { FragmentCache, sourceDigest } from '../../src/fragments.ts'
+import { InvalidArgumentError } from '../../src/errors.ts'
+import { FragmentCache } from '../../src/fragments.ts'
 import { TieredCache } from '../../src/tiered-cache.ts'
-import { type AstNode, CLOSE, type TagNode, isCacheTag, tagLines } from './ast.ts'
-import { analyseBody } from './body-analysis.ts'
-import { type TagInfo, closeCode, compiledAs, explainedCode, openCode, preludeCode, tagInSyncFunction, throwCode } from './codegen.ts'
+import type { AstNode } from './ast.ts'
+import { type CompileState, type CompiledEtaTag, type Problem, finishCode, rewriteFragments } from './compile.ts'
+import { etaParseError } from './locate.ts'
 import { EtaFragmentRuntime } from './runtime.ts'
-import { type ParsedTag, parseTag } from './tag-grammar.ts'
 
 export type { EtaPlugin } from './ast.ts'
+export type { CompiledEtaTag } from './compile.ts'
+export { compiledFragments, deleteFragment, fragmentDependencies, fragmentKey, type FragmentAddress } from './keys.ts'
 export { EtaFragmentRuntime } from './runtime.ts'
 
 let nextId = 1
@@ -52,13 +53,6 @@ export function fragmentCache(cache: TieredCache | FragmentCache): EtaFragmentPl
   throw new InvalidArgumentError('fragcache: fragmentCache() needs the cache from createCache() or a FragmentCache')
 }
 
-/** What `processAST` learned about one template, for `processFnString` (Eta calls them in turn, synchronously). */
-interface CompileState {
-  tags: TagInfo[]
-  problem?: { line: number; message: string }
-  /** Names declared at the top of a fragment body, with the fragment's line and tag: `[name, line, text]`. */
-  declared: [string, number, string][]
-}
 
 /**
  * The plugin object {@link fragmentCache} returns. `fragments` gives the per-name hit and miss counts.
@@ -76,105 +70,61 @@ export class EtaFragmentPlugin {
   readonly fragcacheEtaRuntime: EtaFragmentRuntime
   #source: string | undefined
   #state: CompileState | undefined
+  #parseProblem: Problem | undefined
+  /** Whether the source being compiled has something that reads as a cache tag. */
+  #mentionsCacheTag = false
+  #compiled: CompiledEtaTag[] = []
 
   constructor(fragments: FragmentCache) {
     this.fragments = fragments
     this.fragcacheEtaRuntime = new EtaFragmentRuntime(fragments)
   }
 
-  /** Eta hook: remembers the template source, to give each tag its line. */
-  processTemplate(source: string): string {
-    this.#source = source
+  /**
+   * Eta hook: remembers the template source, to give each tag its line. A template with cache tags that Eta cannot
+   * parse (an unclosed tag or string) is replaced by an empty one, whose compiled function throws Eta's parse error at
+   * render time with the template's name, known only then.
+   */
+  processTemplate(source: string, config?: EtaConfig): string {
     this.#state = undefined
+    this.#compiled = []
+    this.#parseProblem = undefined
+    const open = config?.tags?.[0] ?? '<%'
+    const hasCacheTag = new RegExp(`${open.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}[-_]?\\s*(?:end)?cache\\b`).test(source)
+    this.#mentionsCacheTag = hasCacheTag
+    const broken = hasCacheTag ? etaParseError(source, config) : undefined
+    if (broken !== undefined) {
+      this.#source = config?.rmWhitespace ? source.replace(/[\r\n]+/g, '\n').replace(/^\s+|\s+$/gm, '') : source
+      this.#parseProblem = { kind: 'syntax', position: broken.position, message: `Bad template syntax: ${broken.reason}` }
+      return ''
+    }
+    this.#source = source
     return source
   }
 
-  /** Eta hook: rewrites each `cache`…`endcache` pair into a call with an async closure body (see {@link openCode}). */
+  /** The cache tags the last template compiled has (for `fragmentKey` and the dependency listing). */
+  lastCompiled(): readonly CompiledEtaTag[] {
+    return this.#compiled
+  }
+
+  /** Eta hook: rewrites each `cache`…`endcache` pair into a call of the runtime (see `rewriteFragments`). */
   processAST(ast: AstNode[], config?: EtaConfig): AstNode[] {
     const source = this.#source ?? ''
     this.#source = undefined
-    this.#state = undefined
-    if (!ast.some(isCacheTag)) return ast
-    const state: CompileState = { tags: [], declared: [] }
-    this.#state = state
-    const delimiters = config?.tags ?? ['<%', '%>']
-    const lines = tagLines(config?.rmWhitespace ? source.replace(/[\r\n]+/g, '\n').replace(/^\s+|\s+$/gm, '') : source, ast, delimiters[0])
-    const out: AstNode[] = []
-    const open: { index: number; info: TagInfo; node: TagNode; parsed: ParsedTag; id: number }[] = []
-    for (let i = 0; i < ast.length; i++) {
-      const node = ast[i] as AstNode
-      if (!isCacheTag(node)) {
-        out.push(node)
-        continue
-      }
-      const info: TagInfo = { line: node.lineNo ?? lines.get(i) ?? 0, text: `${delimiters[0]} ${node.val} ${delimiters[1]}` }
-      if (node.val === CLOSE) {
-        const frame = open.pop()
-        if (frame === undefined) {
-          state.problem = { line: info.line, message: `fragcache: ${info.text} has no open ${delimiters[0]} cache … ${delimiters[1]} before it` }
-          return ast
-        }
-        const body = ast.slice(frame.index + 1, i)
-        frame.node.val = openCode(frame.id, frame.info, frame.parsed, sourceDigest(JSON.stringify(body)))
-        const analysis = analyseBody(body)
-        if (analysis.problem !== undefined) {
-          state.problem = { line: frame.info.line, message: `fragcache: ${frame.info.text} ${analysis.problem}` }
-          return ast
-        }
-        for (const name of analysis.declared) state.declared.push([name, frame.info.line, frame.info.text])
-        out.push({ t: 'e', val: closeCode(frame.id), lineNo: node.lineNo })
-        continue
-      }
-      let parsed: ParsedTag
-      try {
-        parsed = parseTag(node.val.slice('cache'.length))
-      } catch (error) {
-        state.problem = { line: info.line, message: `fragcache: ${info.text}: ${describe(error)}` }
-        return ast
-      }
-      const replacement: TagNode = { t: 'e', val: '', lineNo: node.lineNo }
-      state.tags.push(info)
-      open.push({ index: i, info, node: replacement, parsed, id: state.tags.length })
-      out.push(replacement)
+    if (this.#parseProblem !== undefined) {
+      // Eta parsed the stand-in: report the real template's parse error with its name, at render time.
+      this.#state = { pluginId: this.fragcacheEtaId, source, tags: [], declared: [], collections: [], nodes: [], positions: new Map(), written: new Set(), problem: this.#parseProblem }
+      this.#parseProblem = undefined
+      return []
     }
-    const unclosed = open.pop()
-    if (unclosed !== undefined) {
-      state.problem = {
-        line: unclosed.info.line,
-        message: `fragcache: ${unclosed.info.text} is never closed: add ${delimiters[0]} endcache ${delimiters[1]} after its body`,
-      }
-      return ast
-    }
-    return out
+    this.#state = rewriteFragments(ast, source, config, this.fragcacheEtaId, this.#compiled, this.#mentionsCacheTag)
+    return this.#state?.nodes ?? ast
   }
 
-  /** Eta hook: adds the runtime lookup, and turns what cannot run (sync render, a tag in a sync callback) into a clear error. */
+  /** Eta hook: completes the compiled function of a template with cache tags (see `finishCode`). */
   processFnString(fn: string, config?: EtaConfig): string {
     const state = this.#state
     this.#state = undefined
-    if (state === undefined) return fn
-    const prelude = preludeCode(this.fragcacheEtaId)
-    const fail = (line: number, message: string): string => prelude + throwCode(line, message)
-    if (state.problem) return fail(state.problem.line, state.problem.message)
-    const first = state.tags[0] as TagInfo
-    const compiled = compiledAs(fn)
-    if (compiled === 'sync') {
-      return fail(
-        first.line,
-        `fragcache: ${first.text} needs an async render: use eta.renderAsync() or eta.renderStringAsync(), and include templates that have cache tags with <%~ await includeAsync(…) %>`,
-      )
-    }
-    if (compiled === 'unknown') {
-      throw new Error('fragcache: this version of Eta compiles templates in a way the fragcache plugin does not know (it supports Eta 4)')
-    }
-    const code = prelude + (state.declared.length === 0 ? fn : explainedCode(fn, state.declared))
-    const misplaced = tagInSyncFunction(code, config?.varName ?? 'it', state.tags)
-    if (misplaced !== undefined) {
-      return fail(
-        misplaced.line,
-        `fragcache: ${misplaced.text} is inside a function that is not async (a forEach or map callback?), so it cannot wait for the cache: use a for…of loop, or an async function whose result is awaited`,
-      )
-    }
-    return code
+    return state === undefined ? fn : finishCode(fn, state, config)
   }
 }

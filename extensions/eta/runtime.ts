@@ -4,7 +4,9 @@
  */
 import { relative } from 'node:path'
 import { TemplateTagError, describe } from '../../src/errors.ts'
-import type { FragmentCache } from '../../src/fragments.ts'
+import { locateError, syntaxError, tagError } from './runtime-errors.ts'
+import type { FragmentCache, FragmentCall } from '../../src/fragments.ts'
+import { type EtaSources, etaFragmentDigest } from './dependencies.ts'
 
 /** What `this` is inside a compiled Eta template: the Eta instance (only its config is read). */
 export interface EtaInstance {
@@ -20,12 +22,13 @@ export interface RenderOptions {
  * Called by compiled templates. Not part of the public API.
  * @example
  * ```ts
- * // generated: const __fragcache_html1 = __fragcache.run(this, options, 3, "digest", "<% cache … %>", () => [300, "sidebar", [it.lang], undefined], async () => …)
+ * // generated: const __fragcache_html1 = __fragcache.run(this, options, 3, "1:1:1", "digest", "[]", "<% cache … %>", () => ({ ttl: 300, name: "sidebar", inputs: [it.lang], digest: "", template: "", line: 3 }), async () => …)
  * ```
  */
 export class EtaFragmentRuntime {
   readonly #fragments: FragmentCache
   readonly #names = new Map<string, string>()
+  readonly #digests = new Map<string, string>()
 
   constructor(fragments: FragmentCache) {
     this.#fragments = fragments
@@ -36,46 +39,80 @@ export class EtaFragmentRuntime {
     eta: EtaInstance | undefined,
     options: RenderOptions | undefined,
     line: number,
-    digest: string,
+    site: string,
+    own: string,
+    references: string,
     text: string,
-    values: () => [unknown, unknown, unknown[], unknown],
+    values: () => FragmentCall,
+    collection: unknown,
+    itemValues: ((item: unknown) => FragmentCall) | null,
     body: () => Promise<string>,
   ): string | Promise<string> {
     const template = this.#templateName(eta, options)
-    let evaluated: [unknown, unknown, unknown[], unknown]
+    const digest = references === '[]' ? own : this.#digest(eta, options, site, own, references)
+    if (itemValues !== null) {
+      const prefetched = this.#fragments.prefetchCollection(options ?? {}, site, collection, (item) => {
+        const call = itemValues(item)
+        call.digest = digest
+        call.template = template
+        return call
+      })
+      if (prefetched !== undefined) {
+        return prefetched.then(() => this.run(eta, options, line, site, own, references, text, values, collection, null, body))
+      }
+    }
+    let call: FragmentCall
     try {
-      evaluated = values()
+      call = values()
     } catch (error) {
       // A Django habit (`cache 300 sidebar`) reads here as a variable: say how to write a name.
       const hint = error instanceof ReferenceError ? '; the name and inputs are JavaScript expressions, so quote a literal name ("sidebar")' : ''
       throw new TemplateTagError(template, line, `fragcache: cannot evaluate ${text}: ${describe(error)}${hint}`, { cause: error })
     }
-    const [ttl, name, inputs, deps] = evaluated
-    const fragment = this.#fragments.prepare({ name, ttl, inputs, deps, digest, template, line })
+    // The object literal of the compiled template, completed with what is known only now.
+    call.digest = digest
+    call.template = template
+    const fragment = this.#fragments.prepare(call)
     return this.#fragments.peek(fragment) ?? this.#fragments.render(fragment, body)
   }
 
-  /** The error for a tag that cannot run, with the template's name (known only at render time). */
-  tagError(eta: EtaInstance | undefined, options: RenderOptions | undefined, line: number, message: string): TemplateTagError {
-    return new TemplateTagError(this.#templateName(eta, options), line, message)
+  /** The error for a tag that cannot run, with the template's name (known only at render time) and `excerpt`. */
+  tagError(eta: EtaInstance | undefined, options: RenderOptions | undefined, line: number, message: string, excerpt: string): Error {
+    return tagError(this.#templateName(eta, options), line, message, excerpt)
   }
 
-  /** Explains a ReferenceError for a name declared inside a fragment body; any other error passes unchanged. */
-  explain(eta: EtaInstance | undefined, options: RenderOptions | undefined, error: unknown, declared: [string, number, string][]): unknown {
-    let cause: unknown = error
-    for (let depth = 0; depth < 4 && cause instanceof Error; depth++, cause = cause.cause) {
-      const match = cause instanceof ReferenceError ? /^(\S+) is not defined$/.exec(cause.message) : null
-      const found = match && declared.find(([name]) => name === match[1])
-      if (!found) continue
-      const [name, line, text] = found
-      return new TemplateTagError(
-        this.#templateName(eta, options),
-        line,
-        `fragcache: ${name} is not defined outside the fragment that declares it: ${text} turns its body into a function of its own, so a variable declared inside it is not visible after endcache (and is not set at all on a cache hit); declare it before the cache tag instead`,
-        { cause: error },
-      )
+  /** A syntax error of the template found when it was compiled, with the template's name (see `syntaxError`). */
+  syntaxError(eta: EtaInstance | undefined, options: RenderOptions | undefined, line: number, message: string, excerpt: string): Error {
+    return syntaxError(this.#templateName(eta, options), line, message, excerpt)
+  }
+
+  /** What the template throws for an error its code raised (see `locateError`). */
+  locate(
+    eta: EtaInstance | undefined,
+    options: RenderOptions | undefined,
+    error: unknown,
+    name: string,
+    table: number[][],
+    source: string,
+    declared: [string, number, string][],
+  ): unknown {
+    return locateError(this.#templateName(eta, options), error, name, table, source, declared)
+  }
+
+  /** A fragment's digest with its dependencies, read once per compiled template (see `etaFragmentDigest`). */
+  #digest(eta: EtaInstance | undefined, options: RenderOptions | undefined, site: string, own: string, references: string): string {
+    let digest = this.#digests.get(site)
+    if (digest === undefined) {
+      if (this.#digests.size >= 10_000) this.#digests.clear() // templates compiled on every render (cache: false)
+      digest = etaFragmentDigest(eta as EtaSources, options?.filepath, own, references).digest
+      this.#digests.set(site, digest)
     }
-    return error
+    return digest
+  }
+
+  /** The name errors give the template at `filepath`: relative to the views. */
+  templateName(eta: EtaInstance | undefined, options: RenderOptions | undefined): string {
+    return this.#templateName(eta, options)
   }
 
   #templateName(eta: EtaInstance | undefined, options: RenderOptions | undefined): string {

@@ -5,14 +5,18 @@
  */
 import { type Node, parseExpressionAt } from 'acorn'
 import { describe } from '../../src/errors.ts'
-import { type CacheTagItem, type CacheTagSyntax, badTtl, cacheTagArguments } from '../../src/fragments.ts'
+import { type CacheTagItem, type CacheTagSyntax, type OptionKeyword, badTtl, cacheTagArguments } from '../../src/fragments.ts'
+import { walk } from './body-analysis.ts'
 
 /** The JavaScript source of each part of a tag. */
 export interface ParsedTag {
   ttl: string
   name: string
   inputs: string[]
-  deps: string
+  /** The keywords given, but `ttl=` and `collection=` (as `deps`, `grace`). */
+  keywords: Partial<Record<OptionKeyword, string>>
+  /** `collection=`: what the loop the tag is in goes over. */
+  collection?: string
 }
 
 const SYNTAX: CacheTagSyntax = { example: '<% cache 300 "sidebar" it.lang %>', keywordsLast: false }
@@ -47,11 +51,11 @@ export function parseTag(source: string): ParsedTag {
     pos = skipSpace(source, node.end)
   }
   if (afterComma) throw new Error('the inputs end with ","')
-  const { ttl, name, inputs, keywords } = cacheTagArguments(items, SYNTAX, (reason) => {
+  const { ttl, name, inputs, keywords, collection } = cacheTagArguments(items, SYNTAX, (reason) => {
     throw new Error(reason)
   })
   checkTtlLiteral(ttl)
-  return { ttl, name, inputs, deps: keywords.deps ?? 'undefined' }
+  return collection === undefined ? { ttl, name, inputs, keywords } : { ttl, name, inputs, keywords, collection }
 }
 
 function readExpression(source: string, pos: number): Node {
@@ -67,7 +71,9 @@ function readExpression(source: string, pos: number): Node {
   if (node.type === 'Identifier' && (node as unknown as { name: string }).name === 'await') {
     throw new Error('await cannot be used in the inputs of a cache tag; compute the value in a <% %> tag before it')
   }
-  return headOfInput(source, node)
+  const head = headOfInput(source, node)
+  refuseAssignments(source, head)
+  return head
 }
 
 /**
@@ -100,6 +106,18 @@ function headOfInput(source: string, node: Node): Node {
   }
 }
 
+/**
+ * Refuses an assignment (`x = 1`, `it.n += 1`, `i++`) anywhere in an input: Eta's compiled code is not strict, so it
+ * would write a global that later renders see, and a tag's inputs must only be read.
+ */
+function refuseAssignments(source: string, input: Node): void {
+  walk(input, (node) => {
+    if (node.type !== 'AssignmentExpression' && node.type !== 'UpdateExpression') return
+    const written = source.slice(node.start, node.end)
+    throw new Error(`\`${written}\` assigns, and the inputs of a cache tag are only read: compare with ===, or compute the value in a <% %> tag before it`)
+  })
+}
+
 /** A TTL written as a literal that can never be one (a string, an array …) is refused when the template compiles. */
 function checkTtlLiteral(ttl: string): void {
   const node = parseExpressionAt(ttl, 0, PARSE_OPTIONS) as Node & { value?: unknown }
@@ -115,4 +133,22 @@ function skipSpace(source: string, pos: number): number {
   SPACE.lastIndex = pos
   SPACE.exec(source)
   return SPACE.lastIndex
+}
+
+/**
+ * The value of a name written as a string or number literal (`"teaser"`), else undefined.
+ * @example
+ * ```ts
+ * literalName('"teaser"') // 'teaser'
+ * literalName('it.name')  // undefined
+ * ```
+ */
+export function literalName(code: string): string | undefined {
+  try {
+    const node = parseExpressionAt(code, 0, PARSE_OPTIONS) as Node & { value?: unknown }
+    if (node.end !== code.length || node.type !== 'Literal') return undefined
+    return typeof node.value === 'string' || typeof node.value === 'number' ? String(node.value) : undefined
+  } catch {
+    return undefined
+  }
 }

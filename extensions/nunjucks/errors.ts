@@ -6,11 +6,12 @@ import { FragcacheError, TemplateTagError } from '../../src/errors.ts'
 import type { PendingFragment, RenderSession } from './render-tracking.ts'
 import { type NunjucksTemplateError, TemplateError, lib } from './shapes.ts'
 
-/** Where a tag is: its template and its 1-based line and column. */
+/** Where a tag is: its template, its 1-based line and column, and the excerpt that ends its errors (see `sourceExcerpt`). */
 export interface TagLocation {
   readonly template: string
   readonly line: number
   readonly column: number
+  readonly excerpt: string
 }
 
 /**
@@ -31,22 +32,23 @@ export class NunjucksTagError extends TemplateTagError implements NunjucksTempla
 
   constructor(at: TagLocation, message: string, options?: { cause?: unknown }) {
     super(at.template, at.line, message, options)
+    this.message += at.excerpt
     this.lineno = at.line
     this.colno = at.column
   }
 
   /**
-   * `error` (a tag error the core threw) as Nunjucks reports it, at the tag's column; one already in that shape is
+   * `error` (a tag error the core threw) as Nunjucks reports it, at the tag `at`; one already in that shape is
    * returned as it is.
    * @example
    * ```ts
-   * NunjucksTagError.from(new TemplateTagError('page.njk', 3, 'fragcache: …'), 7).colno // 7
+   * NunjucksTagError.from(new TemplateTagError('page.njk', 3, 'fragcache: …'), at).colno // at.column
    * ```
    */
-  static from(error: TemplateTagError, column: number): NunjucksTagError {
+  static from(error: TemplateTagError, at: TagLocation): NunjucksTagError {
     if (error instanceof NunjucksTagError) return error
-    const converted = new NunjucksTagError({ template: error.template, line: error.line, column }, '', { cause: error.cause })
-    converted.message = error.message // already names the template and line
+    const converted = new NunjucksTagError({ ...at, template: error.template, line: error.line }, '', { cause: error.cause })
+    converted.message = error.message + at.excerpt // already names the template and line
     return converted
   }
 
@@ -94,7 +96,7 @@ export function tagError(at: TagLocation, message: string, session?: RenderSessi
  */
 export function reportAtTag(error: unknown, at: TagLocation, session: RenderSession | undefined): NunjucksTemplateError {
   if (error instanceof NunjucksTagError) return error
-  if (error instanceof TemplateTagError) return inTemplateOf(NunjucksTagError.from(error, at.column), at, session)
+  if (error instanceof TemplateTagError) return inTemplateOf(NunjucksTagError.from(error, at), at, session)
   return inTemplateOf(new TemplateError(error, at.line, at.column), at, session)
 }
 

@@ -4,10 +4,13 @@
  */
 import nunjucks from 'nunjucks'
 import { describe } from '../../src/errors.ts'
-import { type CacheTagItem, type CacheTagSyntax, FragmentCache, type PreparedFragment, cacheTagArguments, sourceDigest } from '../../src/fragments.ts'
+import { type CacheTagItem, type CacheTagSyntax, FragmentCache, type FragmentCall, type PreparedFragment, cacheTagArguments } from '../../src/fragments.ts'
 import type { TieredCache } from '../../src/tiered-cache.ts'
-import { UNCOMPILABLE, WAITLESS, enclosingCapture } from './constructs.ts'
-import { NunjucksTagError, afterError, keepTagErrors, reportAtTag, syncRenderError, tagError, unhookedError, waitlessError } from './errors.ts'
+import { type ItemCall, ItemCallCollector, itemCallNode } from './collection.ts'
+import { UNCOMPILABLE, WAITLESS, enclosingCapture, enclosingLoop } from './constructs.ts'
+import { lexSetup, nunjucksFragmentDigest } from './dependencies.ts'
+import { sourceExcerpt } from '../../src/fragment-errors.ts'
+import { NunjucksTagError, type TagLocation, afterError, keepTagErrors, reportAtTag, syncRenderError, tagError, unhookedError, waitlessError } from './errors.ts'
 import {
   type PendingFragment,
   type RenderSession,
@@ -19,6 +22,8 @@ import {
 } from './render-tracking.ts'
 import type { Body, Continuation, Lexer, Nodes, NunjucksTemplateError, Parser, RenderContext, TemplateNode, Token } from './shapes.ts'
 
+export { compiledFragments, deleteFragment, fragmentDependencies, fragmentKey, type FragmentAddress } from './keys.ts'
+
 const { runtime } = nunjucks
 const SYNTAX: CacheTagSyntax = { example: '{% cache 300 "sidebar" lang %}', keywordsLast: true }
 
@@ -26,7 +31,7 @@ const SYNTAX: CacheTagSyntax = { example: '{% cache 300 "sidebar" lang %}', keyw
  * The `{% cache %}` tag for Nunjucks. It only parses and glues: keys, lookups, deps and single-flight renders
  * are {@link FragmentCache}'s.
  *
- * `{% cache TTL NAME input… [deps=[…]] [ttl=…] %}…{% endcache %}` — TTL in seconds or `null` (no expiry); NAME a
+ * `{% cache TTL NAME input… [deps=[…]] [ttl=…] [grace=…] %}…{% endcache %}` — TTL in seconds or `null` (no expiry); NAME a
  * bare word (taken literally, as in Django) or any expression; inputs separated by spaces or commas. The key
  * includes a digest of the fragment's own source, so editing its markup changes it.
  *
@@ -52,6 +57,7 @@ export class FragmentCacheExtension {
   readonly tags = ['cache']
   /** The fragment core this tag delegates to (its `counts()` tell hits and misses per fragment name). */
   readonly fragments: FragmentCache
+  readonly #items = new ItemCallCollector()
 
   constructor(cache: TieredCache | FragmentCache) {
     this.fragments = cache instanceof FragmentCache ? cache : new FragmentCache(cache)
@@ -62,7 +68,13 @@ export class FragmentCacheExtension {
   /** Called by the Nunjucks parser at `{% cache`; returns the node that calls {@link run} at render time. */
   parse(parser: Parser, nodes: Nodes, lexer: Lexer): TemplateNode {
     const tag = parser.nextToken() as Token
-    const at = { template: templateBeingCompiled(), line: tag.lineno + 1, column: tag.colno + 1 }
+    const compile = templateBeingCompiled()
+    const at: TagLocation = {
+      template: compile.name,
+      line: tag.lineno + 1,
+      column: tag.colno + 1,
+      excerpt: sourceExcerpt(parser.tokens.str, tag.lineno + 1, tag.colno + 1),
+    }
     const fail: (reason: string) => never = (reason) => {
       throw new NunjucksTagError(at, `fragcache: ${reason}`)
     }
@@ -86,7 +98,7 @@ export class FragmentCacheExtension {
       }
     }
     parser.advanceAfterBlockEnd(tag.value)
-    const { ttl, name: nameNode, inputs, keywords } = cacheTagArguments(items, SYNTAX, fail)
+    const { ttl, name: nameNode, inputs, keywords, collection } = cacheTagArguments(items, SYNTAX, fail)
     // Django style: a bare word is the name itself, not a variable.
     const name = nameNode.typename === 'Symbol' ? new nodes.Literal(nameNode.lineno, nameNode.colno, String(nameNode.value)) : nameNode
 
@@ -108,19 +120,42 @@ export class FragmentCacheExtension {
     if (uncompilable !== undefined) {
       fail(`the {% cache %} tag cannot be used inside a ${uncompilable}: Nunjucks cannot compile an asynchronous tag there; put the cache tag around the block instead`)
     }
+    const { digest, dependencies } = nunjucksFragmentDigest(tokens.str, bodyStart, bodyEnd, compile.name, compile.env, lexSetup(tokens, lexer), compile.memo)
+    compile.tags.push({
+      template: compile.name,
+      line: at.line,
+      text: tokens.str.slice(tagStart, bodyStart).trim(),
+      name: name.typename === 'Literal' && ['string', 'number'].includes(typeof name.value) ? String(name.value) : undefined,
+      digest,
+      dependencies,
+    })
     const literal = (value: unknown) => new nodes.Literal(tag.lineno, tag.colno, value)
-    const args = new nodes.NodeList(tag.lineno, tag.colno, [
-      literal(at.template),
-      literal(at.line),
-      literal(at.column),
-      literal(sourceDigest(tokens.str.slice(bodyStart, bodyEnd))),
-      literal(enclosing),
+    // The FragmentCall itself, as an object literal of the compiled template: handed to the core as it is.
+    const fields = (): Record<string, TemplateNode> => ({
       ttl,
       name,
-      new nodes.Array(tag.lineno, tag.colno, inputs),
-      keywords.deps ?? literal(null),
-    ])
+      inputs: new nodes.Array(tag.lineno, tag.colno, inputs),
+      ...keywords,
+      digest: literal(digest),
+      template: literal(at.template),
+      line: literal(at.line),
+    })
+    const call = () => new nodes.Dict(tag.lineno, tag.colno, Object.entries(fields()).map(([field, value]) => new nodes.Pair(tag.lineno, tag.colno, literal(field), value)))
+    let itemCall = literal(null)
+    if (collection !== undefined) {
+      const loop = enclosingLoop(tokens, lexer, tagStart)
+      if (loop === undefined) fail('collection= needs the cache tag inside the {% for %} loop over that collection')
+      if (loop.length !== 1) fail(`collection= needs a loop over one variable; this one has ${loop.join(', ')}`)
+      itemCall = itemCallNode(nodes, this, tag, loop[0] as string, call())
+    }
+    const args = new nodes.NodeList(tag.lineno, tag.colno, [call(), literal(at.column), literal(at.excerpt), literal(enclosing), collection ?? literal(null), itemCall])
     return new nodes.CallExtensionAsync(this, 'run', args, [body])
+  }
+
+  /** Called by the compiled macro of a `collection=` tag with the tag's call for one item (see `itemCallNode`). */
+  collect(_context: RenderContext, call: FragmentCall): string {
+    this.#items.collect(call)
+    return ''
   }
 
   /**
@@ -129,24 +164,31 @@ export class FragmentCacheExtension {
    */
   run(
     context: RenderContext,
-    template: string,
-    line: number,
+    call: FragmentCall,
     column: number,
-    digest: string,
+    excerpt: string,
     enclosing: string,
-    ttl: unknown,
-    name: unknown,
-    inputs: unknown[],
-    deps: unknown,
+    collection: unknown,
+    itemCall: ItemCall | null,
     body: Body,
     callback: Continuation,
   ): void {
     const session = currentSession(context)
+    const { template, line } = call
+    if (itemCall !== null && session !== undefined && !isSyncRender(session) && WAITLESS[enclosing] === undefined) {
+      const prefetched = this.fragments.prefetchCollection(context, `${template}:${line}:${column}`, collection, (item) => this.#items.callFor(itemCall, item))
+      if (prefetched !== undefined) {
+        prefetched
+          .then(() => this.run(context, call, column, excerpt, enclosing, collection, null, body, callback))
+          .catch((error: unknown) => callback(reportAtTag(error, { template, line, column, excerpt }, session)))
+        return
+      }
+    }
     let fragment: PreparedFragment
     try {
-      fragment = this.fragments.prepare({ name, ttl, inputs, deps, digest, template, line })
+      fragment = this.fragments.prepare(call)
     } catch (error) {
-      return fail(session, callback, reportAtTag(error, { template, line, column }, session))
+      return fail(session, callback, reportAtTag(error, { template, line, column, excerpt }, session))
     }
     const stored = this.fragments.peek(fragment)
     if (stored !== undefined) {
@@ -154,7 +196,7 @@ export class FragmentCacheExtension {
       callback(null, new runtime.SafeString(stored))
       return
     }
-    const pending: PendingFragment = { name: fragment.name, template, line, column, abandoned: false }
+    const pending: PendingFragment = { name: fragment.name, template, line, column, excerpt, abandoned: false }
     const construct = WAITLESS[enclosing]
     if (construct !== undefined) return fail(session, callback, waitlessError(pending, construct, session))
     if (session === undefined) return fail(session, callback, unhookedError(pending))

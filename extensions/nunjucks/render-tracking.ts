@@ -9,7 +9,11 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks'
 import nunjucks from 'nunjucks'
+import type { CompiledFragment } from '../../src/fragment-keys.ts'
+import type { ReadMemo, TemplateSourceEnv } from './dependencies.ts'
 import { droppedError } from './errors.ts'
+import { locateCompileError, locateRenderError } from './locate.ts'
+import type { Lexer } from './shapes.ts'
 import type { Frame, RenderContext, RootRenderFunc } from './shapes.ts'
 
 /** A fragment whose HTML is being fetched or rendered asynchronously. */
@@ -18,6 +22,7 @@ export interface PendingFragment {
   readonly template: string
   readonly line: number
   readonly column: number
+  readonly excerpt: string
   /**
    * Set when a render finished while this fragment was pending: its output is lost, and the variables its body
    * reads may already belong to a later loop iteration, so it must not be stored either.
@@ -43,12 +48,24 @@ const SESSION = Symbol('fragcache.renderSession')
 type Tagged = { [SESSION]?: RenderSession }
 /** The session `Template.render` is about to start, handed to the root function it calls next (synchronously). */
 let starting: RenderSession | undefined
-/** Names of the templates being compiled, innermost last (compilation is synchronous). */
-const compiling: string[] = []
+/** The templates being compiled, innermost last (compilation is synchronous). */
+const compiling: CompileContext[] = []
 const HOOKED = Symbol.for('fragcache.nunjucksHooks')
+
+/** One compile of a template: its name, its environment, and what reading its fragments' dependencies found. */
+export interface CompileContext {
+  readonly name: string
+  readonly env: TemplateSourceEnv | undefined
+  /** Shared by the fragments of this compile (a later compile reads every dependency again). */
+  readonly memo: ReadMemo
+  /** The cache tags found, for `fragmentKey` and the dependency listing. */
+  readonly tags: CompiledFragment[]
+}
 
 interface TemplateInternals {
   path?: string
+  tmplStr?: unknown
+  env?: TemplateSourceEnv
   rootRenderFunc: RootRenderFunc
   [HOOKED]?: true
 }
@@ -66,13 +83,17 @@ export function installRenderTracking(): void {
   const originalRender = proto.render as (this: TemplateInternals, ...args: unknown[]) => unknown
 
   proto._compile = function compileTracked(this: TemplateInternals): void {
-    compiling.push(this.path ?? STRING_TEMPLATE)
+    const context: CompileContext = { name: this.path ?? STRING_TEMPLATE, env: this.env, memo: new Map(), tags: [] }
+    compiling.push(context)
     try {
       originalCompile.call(this)
+    } catch (error) {
+      throw locatedInTagged(error, this) ?? error
     } finally {
       compiling.pop()
     }
-    this.rootRenderFunc = trackRoot(this.rootRenderFunc)
+    compiledTags.set(this, context.tags)
+    this.rootRenderFunc = trackRoot(this.rootRenderFunc, context.tags.length > 0 ? this : undefined)
   }
 
   proto.render = function renderTracked(this: TemplateInternals, ...args: unknown[]): unknown {
@@ -95,12 +116,37 @@ export function installRenderTracking(): void {
   }
 }
 
-/** The name of the template the parser is reading now (a tag's errors name it). */
-export function templateBeingCompiled(): string {
-  return compiling[compiling.length - 1] ?? STRING_TEMPLATE
+/**
+ * An error without a line, in a template with a cache tag, located (see `locateCompileError`, `locateRenderError`);
+ * undefined for any other (Nunjucks reports those as it always has).
+ */
+function locatedInTagged(error: unknown, template: TemplateInternals, when: 'compile' | 'render' = 'compile'): Error | undefined {
+  const source = template.tmplStr
+  const opts = (template.env as { opts?: { tags?: Record<string, string>; trimBlocks?: boolean; lstripBlocks?: boolean } } | undefined)?.opts
+  const blockStart = opts?.tags?.blockStart ?? '{%'
+  if (typeof source !== 'string' || !new RegExp(`${blockStart.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-?\\s*cache\\b`).test(source)) return undefined
+  const { lexer } = nunjucks as unknown as { lexer: Lexer }
+  const setup = { lexer, options: { tags: opts?.tags ?? {}, trimBlocks: opts?.trimBlocks === true, lstripBlocks: opts?.lstripBlocks === true } }
+  return when === 'compile' ? locateCompileError(error, source, setup) : locateRenderError(error, source, setup)
 }
 
-function trackRoot(root: RootRenderFunc): RootRenderFunc {
+/** The template the parser is reading now (a tag's errors name it; its fragments read their dependencies through it). */
+export function templateBeingCompiled(): CompileContext {
+  return compiling[compiling.length - 1] ?? { name: STRING_TEMPLATE, env: undefined, memo: new Map(), tags: [] }
+}
+
+/**
+ * The cache tags of a compiled Template (by the object Nunjucks keeps), as its last compile found them; undefined for
+ * a template not compiled since the extension was loaded.
+ */
+export function tagsOfTemplate(template: object): readonly CompiledFragment[] | undefined {
+  return compiledTags.get(template)
+}
+
+const compiledTags = new WeakMap<object, CompiledFragment[]>()
+
+/** `tagged`: the template, when it has cache tags (a render error without a line is then located in it). */
+function trackRoot(root: RootRenderFunc, tagged: TemplateInternals | undefined): RootRenderFunc {
   return function rootTracked(this: unknown, env, context, frame, rt, cb) {
     const session = starting
     // Called by `{% extends %}` or an import, not by Template.render: the caller's session covers it.
@@ -122,7 +168,7 @@ function trackRoot(root: RootRenderFunc): RootRenderFunc {
         cb(droppedError(dropped, session))
         return
       }
-      cb(err, output)
+      cb(err != null && tagged !== undefined ? (locatedInTagged(err, tagged, 'render') ?? err) : err, output)
     })
   }
 }

@@ -46,12 +46,20 @@ export interface Nodes {
   NodeList: NodeClass
   Literal: NodeClass
   Array: NodeClass
+  Dict: NodeClass
+  Pair: NodeClass
+  Symbol: NodeClass
+  Caller: NodeClass
+  CallExtension: new (ext: object, prop: string, args: TemplateNode, contentArgs: TemplateNode[]) => TemplateNode
   CallExtensionAsync: new (ext: object, prop: string, args: TemplateNode, contentArgs: TemplateNode[]) => TemplateNode
 }
 
 export interface Lexer {
   TOKEN_BLOCK_START: string
   TOKEN_BLOCK_END: string
+  TOKEN_VARIABLE_START: string
+  TOKEN_VARIABLE_END: string
+  TOKEN_STRING: string
   TOKEN_COMMA: string
   TOKEN_OPERATOR: string
   TOKEN_SYMBOL: string

@@ -4,7 +4,7 @@
  * `fixtures/<engine>/` and compares whole strings (most with `fixtures/expected/`, which both engines must match);
  * errors are compared by their whole message, built by the adapter from the fixture and the reason.
  */
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs'
+import { copyFileSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { suite } from 'uvu'
@@ -12,6 +12,7 @@ import * as assert from 'uvu/assert'
 import { type Article, expectedHtml as expected, loadSite } from '../../fixtures/site.ts'
 import type { FragmentCache } from '../../src/fragments.ts'
 import { type CacheOptions, type TieredCache, TemplateTagError, createCache, runInRequestScope } from '../../src/index.ts'
+import { countingClient } from '../../bench/support/redis-counters.ts'
 import { RedisServer, patientRedis } from '../support/redis-server.ts'
 
 /** An engine set up with the cache tag, as a scenario uses it. */
@@ -20,6 +21,10 @@ export interface EngineUnderTest {
   readonly fragments: FragmentCache
   /** Renders template `page` (a name without extension, relative to the views) with `data`. */
   render(page: string, data: object): Promise<string>
+  /** The engine's `fragmentKey` for the tag named `name` in `page`. */
+  fragmentKey(page: string, name: string, inputs: unknown[]): string
+  /** The engine's `deleteFragment`. */
+  deleteFragment(page: string, name: string, inputs: unknown[]): Promise<void>
 }
 
 /** What the contract needs to know about one engine. */
@@ -217,6 +222,26 @@ export function runEngineContract(adapter: EngineAdapter, server: RedisServer): 
       assert.equal(h.ran(), { short: 1 }, 'ten years on, the null TTL still hits')
     })
 
+    test('grace= :: past its TTL, a fragment whose body fails is served stale within the grace; after it, the error', async () => {
+      const h = await harness(maker())
+      const failure = new Error('the upstream is down')
+      let fetch = (): string => 'v1'
+      const render = () => h.render('grace', { fetch: () => fetch() })
+      assert.is(await render(), '<p>v1</p>\n')
+      h.clock.now += 61_000
+      fetch = () => {
+        throw failure
+      }
+      assert.is(await render(), '<p>v1</p>\n', 'expired, within the grace: the body is tried again, fails, and the stale HTML is served')
+      assert.equal(h.ran(), { graceful: 2 })
+      h.clock.now += 30_000
+      const reason = 'the body of fragment "graceful" failed: the upstream is down'
+      const error = await tagError(render(), 'grace', 1, reason, 'render')
+      assert.is(error.cause, failure)
+      fetch = () => 'v2'
+      assert.is(await render(), '<p>v2</p>\n')
+    })
+
     test('template digest :: editing the fragment source changes its key; editing around it does not', async () => {
       const views = mkdtempSync(join(tmpdir(), `fragcache-${adapter.engine}-`))
       try {
@@ -235,6 +260,64 @@ export function runEngineContract(adapter: EngineAdapter, server: RedisServer): 
       } finally {
         rmSync(views, { recursive: true, force: true })
       }
+    })
+
+    test('dependency digests :: editing an included partial, a macro file or a layout re-renders the fragments that render it; an unrelated edit nothing', async () => {
+      const views = mkdtempSync(join(tmpdir(), `fragcache-${adapter.engine}-deps-`))
+      try {
+        cpSync(join(adapter.fixtures, 'deps'), views, { recursive: true })
+        const make = maker()
+        const clock = { now: 1_700_000_000_000 }
+        const cache = await make({ clock: () => clock.now })
+        const { probe, ran } = bodyRuns()
+        // A new engine each time, as after a deploy: on the same cache, with the templates as they are now on disk.
+        const render = () => adapter.create(cache, { views }).render('page', { probe })
+        const page = (versions: Record<string, number>) =>
+          `<main>\n<p>teaser v${versions.teaser ?? 1}</p><div>Ada v${versions.card ?? 1}</div><section>framed v${versions.framed ?? 1}</section><p>plain</p></main>\n`
+        const edit = (file: string, version: number) => {
+          const path = join(views, `${file}.${adapter.extension}`)
+          writeFileSync(path, readFileSync(path, 'utf8').replace(/ v\d/, ` v${version}`))
+        }
+        assert.is(await render(), page({}))
+        assert.equal(ran(), { teaser: 1, card: 1, framed: 1, plain: 1 })
+        assert.is(await render(), page({}))
+        assert.equal(ran(), {}, 'nothing edited: every fragment hits')
+        edit('teaser', 2)
+        assert.is(await render(), page({ teaser: 2 }))
+        assert.equal(ran(), { teaser: 1 }, 'the included partial changed')
+        edit(adapter.engine === 'nunjucks' ? 'macros' : 'card', 2)
+        assert.is(await render(), page({ teaser: 2, card: 2 }))
+        assert.equal(ran(), { card: 1 }, 'the macro (Eta: the partial) it calls changed')
+        edit('frame', 2)
+        assert.is(await render(), page({ teaser: 2, card: 2, framed: 2 }))
+        assert.equal(ran(), { framed: 1 }, 'the layout of the partial it includes changed')
+        edit('unrelated', 2)
+        assert.is(await render(), page({ teaser: 2, card: 2, framed: 2 }))
+        assert.equal(ran(), {}, 'an unrelated template changed: every fragment hits')
+      } finally {
+        rmSync(views, { recursive: true, force: true })
+      }
+    })
+
+    test('keys from code :: fragmentKey gives the key the tag stores under; deleteFragment re-renders that fragment only', async () => {
+      const h = await harness(maker())
+      const linus = loadSite().otherUser
+      assert.is(await h.render('per-user'), expected('per-user'))
+      assert.is(await h.render('per-user', { user: linus }), expected('per-user-linus'))
+      h.ran()
+      const key = h.engine.fragmentKey('per-user', 'greeting', [7])
+      assert.match(key, /:frag:greeting#/)
+      assert.is(await h.cache.getByKey(key), '<p>Welcome back, Ada (#7)</p>\n')
+      assert.is.not(h.engine.fragmentKey('per-user', 'greeting', [linus.id]), key)
+      await h.engine.deleteFragment('per-user', 'greeting', [7])
+      assert.is(await h.cache.getByKey(key), undefined)
+      assert.is(await h.render('per-user'), expected('per-user'))
+      assert.is(await h.render('per-user', { user: linus }), expected('per-user-linus'))
+      assert.equal(h.ran(), { greeting: 1 }, 'only the deleted fragment re-rendered')
+      assert.throws(
+        () => h.engine.fragmentKey('per-user', 'nope', []),
+        (error: Error) => error.message === `fragcache: ${adapter.templateName('per-user')} has no cache tag named "nope"; its cache tags: "greeting" (line 2)`,
+      )
     })
 
     test('force refresh :: every fragment re-renders once and the fresh HTML is stored', async () => {
@@ -271,7 +354,7 @@ export function runEngineContract(adapter: EngineAdapter, server: RedisServer): 
 
   errors('errors :: an unknown keyword is refused when the template is compiled', async () => {
     const h = await harness(memory())
-    const reason = 'the cache tag takes only deps= and ttl= as keywords; got vary='
+    const reason = 'the cache tag takes only deps=, ttl=, grace= and collection= as keywords; got vary='
     await tagError(h.render('errors/unknown-keyword'), 'errors/unknown-keyword', 1, reason, 'compile')
   })
 
@@ -346,6 +429,31 @@ export function runEngineContract(adapter: EngineAdapter, server: RedisServer): 
       assert.equal(cold.ran(), NESTED_BODIES)
     } finally {
       await own.stop()
+    }
+  })
+
+  redis('collection= :: 50 cached items on a cold L1 and a warm Redis cost at most 2 round trips (one without it per item)', async () => {
+    const prefix = `${adapter.engine}-collection-${++prefixes}`
+    const warm = await harness(redisCache(server.url, prefix, patientRedis))
+    const want = expected('collection')
+    assert.is(await warm.render('collection'), want)
+    assert.equal(warm.ran(), { collected: 50 })
+    assert.is(await warm.render('collection-one-by-one'), want)
+    await warm.cache.flush()
+    for (const [page, most, least] of [['collection', 0, 2], ['collection-one-by-one', 50, Infinity]] as const) {
+      const counting = countingClient(server.port)
+      try {
+        // A new process: its own L1, empty; Redis has every item.
+        const cold = await harness(redisCache(server.url, prefix, { ...patientRedis, redis: counting.client }))
+        counting.take()
+        assert.is(await cold.render(page), want)
+        assert.equal(cold.ran(), {}, 'every item is a hit')
+        const { roundTrips } = counting.take()
+        if (page === 'collection') assert.ok(roundTrips <= least, `${page}: ${roundTrips} round trips`)
+        else assert.ok(roundTrips >= most, `${page}: ${roundTrips} round trips`)
+      } finally {
+        counting.client.disconnect()
+      }
     }
   })
 

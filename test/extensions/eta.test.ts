@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Eta } from 'eta'
+import { Eta, EtaParseError, EtaRuntimeError } from 'eta'
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { type EtaFragmentPlugin, fragmentCache } from '../../extensions/eta/index.ts'
+import { type EtaFragmentPlugin, deleteFragment, fragmentCache, fragmentDependencies, fragmentKey } from '../../extensions/eta/index.ts'
 import { FragmentCache } from '../../src/fragments.ts'
 import { type TieredCache, TemplateTagError, createCache, runInRequestScope } from '../../src/index.ts'
 import { RedisServer } from '../support/redis-server.ts'
@@ -34,12 +34,18 @@ const adapter: EngineAdapter = {
   create(cache, { views = VIEWS, reload = false } = {}) {
     const plugin = fragmentCache(cache)
     const eta = new Eta({ views, cache: !reload, plugins: [plugin] })
-    return { fragments: plugin.fragments, render: (page, data) => eta.renderAsync(page, data) }
+    return {
+      fragments: plugin.fragments,
+      render: (page, data) => eta.renderAsync(page, data),
+      fragmentKey: (page, name, inputs) => fragmentKey(eta, { template: page, name }, inputs),
+      deleteFragment: (page, name, inputs) => deleteFragment(eta, { template: page, name }, inputs),
+    }
   },
   templateName: (page) => `${page}.eta`,
   tagMessage(page, line, reason, when) {
-    const quoted = when === 'compile' ? `${tagText(join(VIEWS, `${page}.eta`), line)}: ` : ''
-    return `fragcache: ${quoted}${reason} (${page}.eta, line ${line})`
+    if (when === 'render') return `fragcache: ${reason} (${page}.eta, line ${line})`
+    const file = join(VIEWS, `${page}.eta`)
+    return `fragcache: ${tagText(file, line)}: ${reason} (${page}.eta, line ${line})${excerptAt(readFileSync(file, 'utf8'), line)}`
   },
 }
 
@@ -76,10 +82,14 @@ async function failure(run: () => unknown): Promise<Error> {
   throw new Error('unreachable')
 }
 
-async function tagError(run: () => unknown, message: string, template: string, line: number): Promise<TemplateTagError> {
+/**
+ * The TemplateTagError `run` fails with, checked whole: `message`, then, for an error found when the template is
+ * compiled, the excerpt of `source` at the tag on `line` (the line, and a caret under the tag's code).
+ */
+async function tagError(run: () => unknown, message: string, template: string, line: number, source?: string): Promise<TemplateTagError> {
   const error = await failure(run)
   assert.instance(error, TemplateTagError)
-  assert.is(error.message, message)
+  assert.is(error.message, source === undefined ? message : `${message}${excerptAt(source, line)}`)
   const tagged = error as TemplateTagError
   assert.is(tagged.template, template)
   assert.is(tagged.line, line)
@@ -87,6 +97,16 @@ async function tagError(run: () => unknown, message: string, template: string, l
   assert.not.match(error.message, '__eta', 'no generated code in the message')
   return tagged
 }
+
+/** The excerpt that ends an error found at compile time at the first tag on `line` of `source`: under its code. */
+function excerptAt(source: string, line: number): string {
+  const text = source.split('\n')[line - 1] ?? ''
+  const tag = /<%[-_]?\s*/.exec(text)
+  assert.ok(tag, `a tag on line ${line}`)
+  return `\n\n  ${text}\n  ${' '.repeat(tag.index + tag[0].length)}^`
+}
+
+const view = (name: string) => readFileSync(join(VIEWS, name), 'utf8')
 
 // ---------------------------------------------------------------------------------------------------------------------
 const exported = suite('fragmentCache')
@@ -151,6 +171,7 @@ tag('ambiguity :: "a" [x] and x `y` are an error; a comma makes two inputs, pare
       `fragcache: <% cache 300 "amb" ${inputs} %>: ${reason} (template string, line 1)`,
       'template string',
       1,
+      `<% cache 300 "amb" ${inputs} %>x<% endcache %>`,
     )
   }
   const body = '<% it.probe("amb") %><%= it.n %>'
@@ -228,6 +249,34 @@ tag('a falsy output ("0", "") is a hit', async () => {
   assert.equal(h.ran(), { zero: 1 })
 })
 
+tag('fragmentDependencies :: every tag, what its digest covers, the names it cannot follow, and cycles', () => {
+  const eta = new Eta({ views: join(VIEWS, 'deps'), plugins: [fragmentCache(createCache({ logger: quiet }))] })
+  const listing = (page: string) => fragmentDependencies(eta, page).replace(/digest \S{16}/g, 'digest …')
+  assert.is(
+    listing('page'),
+    `page.eta
+  line 2  <% cache 300 "teaser" %>  digest …
+    includeAsync("teaser")
+  line 3  <% cache 300 "card" %>  digest …
+    includeAsync("card")
+  line 4  <% cache 300 "framed" %>  digest …
+    includeAsync("framed")
+      layout("frame")
+  line 5  <% cache 300 "plain" %>  digest …
+`,
+  )
+  assert.is(
+    listing('dynamic'),
+    `dynamic.eta
+  line 1  <% cache 300 "loop" %>  digest …
+    includeAsync(…)  (dynamic name: not followed)
+    includeAsync("cycle-a")
+      includeAsync("cycle-b")
+        includeAsync("cycle-a")  (cycle)
+`,
+  )
+})
+
 tag.run()
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -240,12 +289,14 @@ errors('sync render() of a template with a cache tag', async () => {
     'fragcache: <% cache 300 "sidebar" it.lang %> needs an async render: use eta.renderAsync() or eta.renderStringAsync(), and include templates that have cache tags with <%~ await includeAsync(…) %> (page.eta, line 4)',
     'page.eta',
     4,
+    view('page.eta'),
   )
   await tagError(
     () => h.eta.renderString('x\n<% cache 1 "s" %>y<% endcache %>', {}),
     'fragcache: <% cache 1 "s" %> needs an async render: use eta.renderAsync() or eta.renderStringAsync(), and include templates that have cache tags with <%~ await includeAsync(…) %> (template string, line 2)',
     'template string',
     2,
+    'x\n<% cache 1 "s" %>y<% endcache %>',
   )
 })
 
@@ -256,6 +307,7 @@ errors('include() (sync) of a template with a cache tag, from an async render', 
     'fragcache: <% cache 300 "greeting" it.user.id %> needs an async render: use eta.renderAsync() or eta.renderStringAsync(), and include templates that have cache tags with <%~ await includeAsync(…) %> (per-user.eta, line 2)',
     'per-user.eta',
     2,
+    view('per-user.eta'),
   )
 })
 
@@ -266,6 +318,7 @@ errors('a cache tag inside a non-async callback', async () => {
     'fragcache: <% cache 60 "li" a.id %> is inside a function that is not async (a forEach or map callback?), so it cannot wait for the cache: use a for…of loop, or an async function whose result is awaited (template string, line 3)',
     'template string',
     3,
+    '<ul>\n<% it.articles.slice(0, 2).forEach((a) => { %>\n<% cache 60 "li" a.id %><li><%= a.id %></li><% endcache %>\n<% }) %>\n</ul>',
   )
   assert.is(
     await h.renderString('<ul>\n<% for (const a of it.articles.slice(0, 2)) { %>\n<% cache 60 "li" a.id %><li><%= a.id %></li><% endcache %>\n<% } %>\n</ul>'),
@@ -280,12 +333,25 @@ errors('unclosed cache tag; stray endcache', async () => {
     'fragcache: <% cache 300 "a" %> is never closed: add <% endcache %> after its body (template string, line 2)',
     'template string',
     2,
+    '<main>\n<% cache 300 "a" %>\n<% cache 300 "b" %>x<% endcache %>\n</main>',
   )
   await tagError(
     () => h.renderString('<main>\n<% cache 300 "a" %>x<% endcache %>\n\n<%_ endcache _%>\n</main>'),
     'fragcache: <% endcache %> has no open <% cache … %> before it (template string, line 4)',
     'template string',
     4,
+    '<main>\n<% cache 300 "a" %>x<% endcache %>\n\n<%_ endcache _%>\n</main>',
+  )
+})
+
+errors('collection= outside a for…of loop', async () => {
+  const h = harness()
+  await tagError(
+    () => h.eta.renderAsync('errors/collection-outside-loop', site),
+    'fragcache: <% cache 60 "x" collection=it.articles %>: collection= needs the cache tag inside the for…of loop over that collection (errors/collection-outside-loop.eta, line 2)',
+    'errors/collection-outside-loop.eta',
+    2,
+    view('errors/collection-outside-loop.eta'),
   )
 })
 
@@ -296,6 +362,7 @@ errors('bad TTL: a literal that cannot be one is refused at compile time', async
     'fragcache: <% cache "300" "a" %>: the TTL must be a number of seconds or null; got "300" (template string, line 2)',
     'template string',
     2,
+    '\n<% cache "300" "a" %>x<% endcache %>',
   )
 })
 
@@ -312,12 +379,14 @@ errors('an empty name, unreadable or awaited inputs, a bare name', async () => {
     'fragcache: <% cache 300 "p" it.a + %>: cannot read the input at `it.a +`: Unexpected token (template string, line 1)',
     'template string',
     1,
+    '<% cache 300 "p" it.a + %>x<% endcache %>',
   )
   await tagError(
     () => h.renderString('<% cache 300 "p" await it.a %>x<% endcache %>'),
     'fragcache: <% cache 300 "p" await it.a %>: await cannot be used in the inputs of a cache tag; compute the value in a <% %> tag before it (template string, line 1)',
     'template string',
     1,
+    '<% cache 300 "p" await it.a %>x<% endcache %>',
   )
   await tagError(
     () => h.renderString('<% cache 300 sidebar it.lang %>x<% endcache %>'),
@@ -347,28 +416,83 @@ errors('a body that would make a hit silently wrong: an assignment to an outer v
     'fragcache: <% cache 300 "list" %> assigns to count, and count is declared outside the fragment: on a cache hit the body does not run and count would keep its old value; compute it before the cache tag (template string, line 2)',
     'template string',
     2,
+    template,
   )
   await tagError(
     () => h.renderString('<% cache 300 "x" %><%= (it.n += 1) %><% endcache %>'),
     'fragcache: <% cache 300 "x" %> assigns to it.n, and it is declared outside the fragment: on a cache hit the body does not run and it.n would keep its old value; compute it before the cache tag (template string, line 1)',
     'template string',
     1,
+    '<% cache 300 "x" %><%= (it.n += 1) %><% endcache %>',
   )
   await tagError(
     () => h.renderString('\n\n<% cache 300 "x" %><% layout("layout") %>x<% endcache %>'),
     'fragcache: <% cache 300 "x" %> calls layout(): on a cache hit the body does not run and the layout would be skipped; call it outside the cache tag (template string, line 3)',
     'template string',
     3,
+    '\n\n<% cache 300 "x" %><% layout("layout") %>x<% endcache %>',
   )
   const local = '<% cache 300 "local" %><% let n = 0 %><% for (let i = 0; i < 3; i++) { n += i } %><%= n %><% const row = {}; row.x = 1; [1].forEach((x) => { x++ }) %><% endcache %>'
   assert.is(await h.renderString(local), '3', 'assignments to its own variables are fine')
 })
 
-errors('an unrelated ReferenceError passes unchanged', async () => {
+errors('an error outside the fragments is located as Eta\'s debug mode does it: template, line, the source around, the error as cause', async () => {
   const h = harness()
-  const error = await failure(() => h.renderString('<% cache 300 "r" %><% let x = 1 %><% endcache %><%= nope %>'))
-  assert.instance(error, ReferenceError)
-  assert.is(error.message, 'nope is not defined')
+  const error = await failure(() => h.renderString('<% cache 300 "r" %><% let x = 1 %><% endcache %>\n<p>\n<%= nope %>\n</p>'))
+  assert.instance(error, EtaRuntimeError)
+  assert.is(error.name, 'ReferenceError')
+  assert.is(error.message, 'template string:3\n    1| <% cache 300 "r" %><% let x = 1 %><% endcache %>\n    2| <p>\n >> 3| <%= nope %>\n    4| </p>\n\nnope is not defined')
+  assert.instance(error.cause, ReferenceError)
+  // An error in a template without cache tags (header.eta) is located where the page includes it.
+  const included = await failure(() => h.eta.renderAsync('page', { ...site, probe: () => '', user: null }))
+  assert.instance(included, EtaRuntimeError)
+  assert.instance(included.cause, TypeError)
+  assert.is(
+    included.message,
+    `page.eta:2\n    1| <% layout('layout', { title: 'Articles' }) %>\n >> 2| <%~ await includeAsync('header') %>\n    3| <main>\n    4| <% cache 300 "sidebar" it.lang %>\n\n${(included.cause as Error).message}`,
+  )
+  // … and one in its layout, where the page calls layout().
+  const noLang = {
+    toString: () => {
+      throw new TypeError('no lang')
+    },
+  }
+  const layout = await failure(() => h.renderString('<p>\n<% layout("layout") %>\n<% cache 1 "x" %>x<% endcache %>', { lang: noLang }))
+  assert.instance(layout, EtaRuntimeError)
+  assert.is(layout.message, 'template string:2\n    1| <p>\n >> 2| <% layout("layout") %>\n    3| <% cache 1 "x" %>x<% endcache %>\n\nno lang')
+})
+
+errors('a syntax error in a template with a cache tag names the template, line and column; never the compiled code', async () => {
+  const h = harness()
+  const error = await failure(() => h.renderString('<% cache 300 "s" %>x<% endcache %>\n<p>\n<% if (it.a)) { %>y<% } %>\n</p>'))
+  assert.instance(error, EtaParseError)
+  assert.is(error.message, "Bad template syntax: Unexpected token ')' (template string, line 3)\n\n  <% if (it.a)) { %>y<% } %>\n              ^")
+  const open = await failure(() => h.renderString('<% cache 300 "s" %><% if (it.a) { %>x<% endcache %>'))
+  assert.is(
+    open.message,
+    "Bad template syntax: Unexpected token 'finally' (a block opened inside a fragment must be closed before its endcache) (template string, line 1)\n\n" +
+      '  <% cache 300 "s" %><% if (it.a) { %>x<% endcache %>\n                                          ^',
+  )
+  const unclosed = await failure(() => h.renderString('<% cache 300 "s" %>x<% endcache %>\n<%= "abc %>'))
+  assert.instance(unclosed, EtaParseError)
+  assert.is(unclosed.message, 'Bad template syntax: unclosed string (template string, line 2)\n\n  <%= "abc %>\n      ^')
+  for (const e of [error, open, unclosed]) assert.not.match(e.message, /__fragcache|__eta|const /)
+})
+
+errors('an assignment in the inputs is refused with the line; no global is written', async () => {
+  const h = harness()
+  for (const [inputs, written] of [['(using = "unknown")', 'using = "unknown"'], ['deps=[leaked = 1]', 'leaked = 1'], ['it.n++', 'it.n++']]) {
+    const source = `<p>\n<% cache 60 "backend" ${inputs} %>x<% endcache %>`
+    await tagError(
+      () => h.renderString(source),
+      `fragcache: <% cache 60 "backend" ${inputs} %>: \`${written}\` assigns, and the inputs of a cache tag are only read: compare with ===, or compute the value in a <% %> tag before it (template string, line 2)`,
+      'template string',
+      2,
+      source,
+    )
+  }
+  assert.is((globalThis as Record<string, unknown>).using, undefined)
+  assert.is((globalThis as Record<string, unknown>).leaked, undefined)
 })
 
 errors.after(async () => {

@@ -4,7 +4,7 @@ import { promisify } from 'node:util'
 import nunjucks from 'nunjucks'
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { FragmentCacheExtension } from '../../extensions/nunjucks/index.ts'
+import { FragmentCacheExtension, deleteFragment, fragmentDependencies, fragmentKey } from '../../extensions/nunjucks/index.ts'
 import { FragmentCache } from '../../src/fragments.ts'
 import { type CacheOptions, type TieredCache, TemplateTagError, createCache } from '../../src/index.ts'
 import { RedisServer } from '../support/redis-server.ts'
@@ -103,6 +103,12 @@ function tagMessage(error: Error): string {
 const renderError = async (promise: Promise<unknown>): Promise<string> => tagMessage(await renderFailure(promise))
 const syncRenderError = (render: () => unknown): string => tagMessage(syncRenderFailure(render))
 
+/** The excerpt that ends a tag error at the tag on `line` of `file`: the line, and a caret under its `cache`. */
+function excerpt(file: string, line: number): string {
+  const text = readFileSync(file, 'utf8').split('\n')[line - 1] ?? ''
+  return `\n\n  ${text}\n  ${' '.repeat(cacheColumn(file, line) - 1)}^`
+}
+
 /** The 1-based column Nunjucks gives a tag error: that of the word `cache` in the tag on `line`. */
 function cacheColumn(file: string, line: number): number {
   const text = readFileSync(file, 'utf8').split('\n')[line - 1] ?? ''
@@ -123,12 +129,14 @@ const adapter: EngineAdapter = {
     return {
       fragments: extension.fragments,
       render: (page, data) => new Promise((ok, fail) => env.render(`${page}.njk`, data, (err, html) => (err ? fail(err) : ok(html as string)))),
+      fragmentKey: (page, name, inputs) => fragmentKey(env, { template: `${page}.njk`, name }, inputs),
+      deleteFragment: (page, name, inputs) => deleteFragment(env, { template: `${page}.njk`, name }, inputs),
     }
   },
   templateName: (page) => fixturePath(`${page}.njk`),
   tagMessage(page, line, reason) {
     const file = fixturePath(`${page}.njk`)
-    return `(${file}) [Line ${line}, Column ${cacheColumn(file, line)}]\n  fragcache: ${reason} (${file}, line ${line})`
+    return `(${file}) [Line ${line}, Column ${cacheColumn(file, line)}]\n  fragcache: ${reason} (${file}, line ${line})${excerpt(file, line)}`
   },
 }
 
@@ -208,6 +216,47 @@ render('async filters, if and for inside and around fragments', async () => {
   assert.is(h.probes.count('loud'), 1)
 })
 
+render('fragmentDependencies :: every tag, what its digest covers, the names it cannot follow, and cycles', () => {
+  const env = new nunjucks.Environment(new nunjucks.FileSystemLoader(resolve(FIXTURES, 'deps')))
+  env.addExtension('FragmentCache', new FragmentCacheExtension(createCache({ logger: quiet })))
+  const listing = (page: string) => fragmentDependencies(env, page).replace(/digest \S{16}/g, 'digest …')
+  const dir = resolve(FIXTURES, 'deps')
+  assert.is(
+    listing('page.njk'),
+    `${dir}/page.njk
+  line 3  {% cache 300 "teaser" %}  digest …
+    {% include "teaser.njk" %}
+  line 4  {% cache 300 "card" %}  digest …
+    {% import "macros.njk" as m -%}
+  line 5  {% cache 300 "framed" %}  digest …
+    {% include "framed.njk" %}
+      {% extends "frame.njk" %}
+  line 6  {% cache 300 "plain" %}  digest …
+`,
+  )
+  assert.is(
+    listing('dynamic.njk'),
+    `${dir}/dynamic.njk
+  line 1  {% cache 300 "loop" %}  digest …
+    {% include partial %}  (dynamic name: not followed)
+    {% include "cycle-a.njk" %}
+      {% include "cycle-b.njk" %}
+        {% include "cycle-a.njk" %}  (cycle)
+`,
+  )
+})
+
+render('dependency digests :: a macro defined in the same template, and super() in a block, count', async () => {
+  const h = harness()
+  const source = (macro: string) =>
+    `{% macro card(n) %}<b>{{ n }}${macro}</b>{% endmacro %}{% cache 300 "local" %}{{ probe("local") }}{{ card(1) }}{% endcache %}`
+  assert.is(await h.renderString(source('')), '<b>1</b>')
+  assert.is(await h.renderString(`<p>around</p>${source('')}`), '<p>around</p><b>1</b>')
+  assert.is(h.probes.count('local'), 1, 'the text around changed: a hit')
+  assert.is(await h.renderString(source('!')), '<b>1!</b>')
+  assert.is(h.probes.count('local'), 2, 'the macro it calls changed: a new key')
+})
+
 render.run()
 
 // ─── Nunjucks' async limits ───────────────────────────────────────────────────────────────────────────────
@@ -219,14 +268,14 @@ const DROPPED = (page: string) =>
   `fragcache: fragment "teaser" was not in memory, and Nunjucks finished rendering "${fixturePath(page)}" without waiting for it, ` +
   'so its output would have been lost. This happens when the cache tag is reached through an {% include %} or a {% block %} ' +
   'placed inside a plain {% if %} or {% for %}: use {% ifAsync %} / {% asyncEach %} there, or put a cache tag around the include ' +
-  `(${fixturePath('limits/teaser.njk')}, line 1)`
+  `(${fixturePath('limits/teaser.njk')}, line 1)${excerpt(fixturePath('limits/teaser.njk'), 1)}`
 
 limits('macro :: a miss fails the render naming the template, line and construct', async () => {
   const h = harness()
   const page = fixturePath('limits/in-macro.njk')
   const message =
     `(${page}) [Line 2, Column 4]\n  fragcache: fragment "card" is inside a {% macro %}, where Nunjucks cannot wait for it, ` +
-    `and it is not in memory; put the cache tag around the macro call instead (${page}, line 2)`
+    `and it is not in memory; put the cache tag around the macro call instead (${page}, line 2)${excerpt(page, 2)}`
   assert.is(await renderError(h.render('limits/in-macro.njk')), message)
   assert.is(syncRenderError(() => h.env.render('limits/in-macro.njk', h.data())), message)
 })
@@ -249,7 +298,7 @@ limits('set block :: a miss fails; an L1 hit works', async () => {
   assert.is(
     await renderError(h.render('limits/in-set.njk')),
     `(${page}) [Line 2, Column 17]\n  fragcache: fragment "box" is inside a {% set %}…{% endset %} block, where Nunjucks cannot wait for it, ` +
-      `and it is not in memory; put the cache tag around the place the variable is output instead (${page}, line 2)`,
+      `and it is not in memory; put the cache tag around the place the variable is output instead (${page}, line 2)${excerpt(page, 2)}`,
   )
   await h.renderString('{% cache 300 "box" %}<div>{{ probe("box") }}boxed</div>{% endcache %}')
   assert.is(await h.render('limits/in-set.njk'), '<section><div>boxed</div></section>\n')
@@ -261,7 +310,7 @@ limits('filter block :: refused at compile time (Nunjucks cannot compile it)', a
   assert.is(
     await renderError(h.render('limits/in-filter.njk')),
     `(${page}) [Line 1, Column 25]\n  fragcache: the {% cache %} tag cannot be used inside a {% filter %}…{% endfilter %} block: ` +
-      `Nunjucks cannot compile an asynchronous tag there; put the cache tag around the block instead (${page}, line 1)`,
+      `Nunjucks cannot compile an asynchronous tag there; put the cache tag around the block instead (${page}, line 1)${excerpt(page, 1)}`,
   )
 })
 
@@ -293,7 +342,7 @@ limits('sync render() :: a miss fails naming the fragment; a warm page renders',
   assert.is(
     syncRenderError(() => h.env.render('per-user.njk', h.data())),
     `(${page}) [Line 2, Column 4]\n  fragcache: fragment "greeting" is not in memory, and render() without a callback cannot wait for it; ` +
-      `render with a callback (or a promise) (${page}, line 2)`,
+      `render with a callback (or a promise) (${page}, line 2)${excerpt(page, 2)}`,
   )
   await h.render('per-user.njk')
   assert.is(h.env.render('per-user.njk', h.data()), expected('per-user'))
@@ -310,7 +359,18 @@ async function errorOf(name: string): Promise<string> {
 }
 
 const at = (name: string, line: number, column: number) => `(${fixturePath(`errors/${name}.njk`)}) [Line ${line}, Column ${column}]\n  `
-const where = (name: string, line: number) => `(${fixturePath(`errors/${name}.njk`)}, line ${line})`
+/** The end of a tag error's message: the template and line, then the excerpt with a caret under the tag's `cache`. */
+const where = (name: string, line: number) => {
+  const file = fixturePath(`errors/${name}.njk`)
+  return `(${file}, line ${line})${excerpt(file, line)}`
+}
+
+errors('collection= outside a loop', async () => {
+  assert.is(
+    await errorOf('collection-outside-loop'),
+    `${at('collection-outside-loop', 2, 4)}fragcache: collection= needs the cache tag inside the {% for %} loop over that collection ${where('collection-outside-loop', 2)}`,
+  )
+})
 
 errors('bad TTL (render time)', async () => {
   assert.is(
@@ -333,7 +393,7 @@ errors('missing endcache, at the end of the template and before an enclosing end
 errors('an input after a keyword (Nunjucks only: Eta takes inputs anywhere)', async () => {
   assert.is(
     await errorOf('input-after-keyword'),
-    `${at('input-after-keyword', 1, 4)}fragcache: the inputs of the cache tag must come before deps= and ttl= ${where('input-after-keyword', 1)}`,
+    `${at('input-after-keyword', 1, 4)}fragcache: the inputs of the cache tag must come before deps=, ttl=, grace= and collection= ${where('input-after-keyword', 1)}`,
   )
 })
 
@@ -357,6 +417,30 @@ errors('a tag in an included template is reported under the page and the templat
     message,
     `(unknown path)\n ${at('bad-ttl', 1, 7)}fragcache: the TTL of fragment "x" must be a number of seconds or null; got "soon" ${where('bad-ttl', 1)}`,
   )
+})
+
+errors('errors Nunjucks raises without a line, in a template with a cache tag, get one, a column and an excerpt', async () => {
+  const h = harness()
+  const cases: [string, string][] = [
+    [
+      '<p>\n{% cache 60 "x" %}{{ "abc }}{% endcache %}\n</p>',
+      '(unknown path) [Line 2, Column 19]\n  expected variable end: the template ends before this {{ is closed\n\n  {% cache 60 "x" %}{{ "abc }}{% endcache %}\n                    ^',
+    ],
+    ['<p>#}\n{% cache 60 "x" %}x{% endcache %}', '(unknown path) [Line 1, Column 4]\n  unexpected end of comment\n\n  <p>#}\n     ^'],
+    [
+      '{% cache 60 "x" %}x{% endcache %}\n{% if a %}\n<p>',
+      '(unknown path) [Line 2, Column 1]\n  parseIf: expected elif, else, or endif, got end of file: the template ends before this {% if %} is closed by {% endif %}\n\n  {% if a %}\n  ^',
+    ],
+    [
+      '{% cache 60 "x" %}{{ ab"c }}{% endcache %}',
+      '(unknown path) [Line 1, Column 22]\n  "ab\\"c" is not a name Nunjucks can compile (it compiles to invalid JavaScript)\n\n  {% cache 60 "x" %}{{ ab"c }}{% endcache %}\n                       ^',
+    ],
+    [
+      '{% cache 60 "x" %}x{% endcache %}\n<p>{% include "nope.njk" %}</p>',
+      '(unknown path) [Line 2, Column 4]\n  template not found: nope.njk\n\n  <p>{% include "nope.njk" %}</p>\n     ^',
+    ],
+  ]
+  for (const [source, message] of cases) assert.is((await renderFailure(h.renderString(source))).message, message)
 })
 
 errors.after(async () => {
