@@ -5,6 +5,7 @@
  */
 import { TemplateTagError, describe, describeValue } from './errors.ts'
 import { OPTION_KEYWORDS, type OptionKeyword, badGrace, badTtl } from './fragment-tag.ts'
+import { checkContextNames } from './request-scope.ts'
 import type { Ttl } from './ttl.ts'
 import { checkTags } from './versions.ts'
 
@@ -27,6 +28,8 @@ export interface FragmentCall {
   deps?: unknown
   /** Seconds the entry is kept stale past its TTL (`grace=`), or undefined for the cache's default. */
   grace?: unknown
+  /** Request contexts the fragment varies by (`vary="user"`, `vary=["user", "lang"]`), or undefined. */
+  vary?: unknown
   /** Digest of the fragment's source and of the templates it renders, computed when the template was compiled. */
   digest: string
   /** Template name and 1-based line of the tag, for errors. */
@@ -49,12 +52,14 @@ export interface PreparedFragment {
   readonly deps: readonly string[]
   /** Seconds; undefined for the cache's default. */
   readonly grace: number | undefined
+  /** Request contexts, sorted (none: `[]`). */
+  readonly vary: readonly string[]
   readonly template: string
   readonly line: number
 }
 
 /**
- * Checks a call's name, TTL, grace and deps.
+ * Checks a call's name, TTL, grace, deps and vary.
  * @throws TemplateTagError naming the template and line and what was wrong; never anything else, whatever the values.
  * @example
  * ```ts
@@ -82,7 +87,15 @@ export function checkCall(call: FragmentCall): Omit<PreparedFragment, 'key'> {
     if (error instanceof TemplateTagError) throw error
     return fail(`the deps of fragment "${fragment}" cannot be read: ${describe(error)}`)
   }
-  return { name: fragment, ttl: ttl as Ttl, deps, grace: grace as number | undefined, template, line }
+  let vary: readonly string[] = []
+  if (call.vary !== undefined && call.vary !== null) {
+    try {
+      vary = checkContextNames(call.vary, `vary of fragment "${fragment}"`)
+    } catch (error) {
+      fail((error as Error).message.replace(/^fragcache: /, ''))
+    }
+  }
+  return { name: fragment, ttl: ttl as Ttl, deps, grace: grace as number | undefined, vary, template, line }
 
   function checkDeps(value: unknown, fragmentName: string): readonly string[] {
     if (value === undefined || value === null) return []

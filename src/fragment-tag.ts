@@ -12,7 +12,7 @@
  * CACHE_TAG_KEYWORDS.includes('deps') // true
  * ```
  */
-export const CACHE_TAG_KEYWORDS = ['deps', 'ttl', 'grace', 'collection'] as const
+export const CACHE_TAG_KEYWORDS = ['deps', 'ttl', 'grace', 'vary', 'collection'] as const
 
 /** One of {@link CACHE_TAG_KEYWORDS}. */
 export type CacheTagKeyword = (typeof CACHE_TAG_KEYWORDS)[number]
@@ -28,7 +28,7 @@ export type OptionKeyword = Exclude<CacheTagKeyword, 'ttl' | 'collection'>
  * these names at render time.
  * @example
  * ```ts
- * OPTION_KEYWORDS // ['deps', 'grace']
+ * OPTION_KEYWORDS // ['deps', 'grace', 'vary']
  * ```
  */
 export const OPTION_KEYWORDS: readonly OptionKeyword[] = CACHE_TAG_KEYWORDS.filter((word): word is OptionKeyword => word !== 'ttl' && word !== 'collection')

@@ -2,8 +2,9 @@
  * The caching logic of template cache tags, shared by every engine: keys, lookups, renders on a miss, and the recording
  * of what a body touched. Engine extensions only parse their syntax and glue.
  */
-import { FragcacheError, TemplateTagError, describe, describeValue } from './errors.ts'
+import { FragcacheError, PrivateReadError, TemplateTagError, describe, describeValue } from './errors.ts'
 import { type FragmentCall, PreparedMemo, type PreparedFragment, callPath, checkCall } from './fragment-call.ts'
+import { recordLookup } from './request-scope.ts'
 import type { TieredCache } from './tiered-cache.ts'
 
 export { type FragmentCall, type PreparedFragment } from './fragment-call.ts'
@@ -80,9 +81,11 @@ export class FragmentCache {
    * Engines use it where they cannot wait (inside a Nunjucks macro, say).
    */
   peek(fragment: PreparedFragment): string | undefined {
-    const found = this.cache.peekByKey(fragment.key)
+    const started = performance.now()
+    const found = this.cache.peekByKey(fragment.key, fragment.vary)
     if (found === undefined || typeof found.value !== 'string') return undefined
     this.#count(fragment.name).hits += 1
+    recordLookup({ kind: 'frag', name: fragment.name, state: 'hit', ms: performance.now() - started })
     return found.value
   }
 
@@ -93,6 +96,7 @@ export class FragmentCache {
    * (fragcache's own errors, a nested fragment's say, pass unchanged); nothing is stored.
    */
   async render(fragment: PreparedFragment, body: () => Promise<string>): Promise<string> {
+    const started = performance.now()
     let ran = false
     let html: string
     try {
@@ -111,7 +115,7 @@ export class FragmentCache {
           return output
         },
         // HTML is a string: anything else under a fragment key (corrupt, or not fragcache's) is never emitted.
-        { ttl: fragment.ttl, deps: fragment.deps, grace: fragment.grace, accept: isHtml },
+        { ttl: fragment.ttl, deps: fragment.deps, grace: fragment.grace, vary: fragment.vary, accept: isHtml },
       )
     } catch (error) {
       throw bodyFailure(fragment, error)
@@ -119,6 +123,7 @@ export class FragmentCache {
     const counts = this.#count(fragment.name)
     if (ran) counts.misses += 1
     else counts.hits += 1
+    recordLookup({ kind: 'frag', name: fragment.name, state: ran ? 'miss' : 'hit', ms: performance.now() - started })
     return html
   }
 
@@ -201,6 +206,12 @@ function itemsOf(collection: unknown): Iterable<unknown> {
 
 /** An error out of a fragment's body, as the render reports it (see {@link FragmentCache.render}). */
 function bodyFailure(fragment: PreparedFragment, error: unknown): unknown {
+  if (error instanceof PrivateReadError && error.key === fragment.key) {
+    const message =
+      `fragcache: fragment "${fragment.name}" read ${error.read}, private to the "${error.context}" context, while it was rendered for every visitor; ` +
+      `add vary="${error.context}" to its tag, or read the value outside the fragment`
+    return new TemplateTagError(fragment.template, fragment.line, message, { cause: error })
+  }
   if (error instanceof FragcacheError) return error
   const message = `fragcache: the body of fragment "${fragment.name}" failed: ${describe(error)}`
   return new TemplateTagError(fragment.template, fragment.line, message, { cause: error })

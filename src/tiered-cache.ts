@@ -18,6 +18,7 @@ import type { TierStack } from './tier-stack.ts'
 import type { RedisConnection } from './tiers/redis-client.ts'
 import type { RedisTier } from './tiers/redis.ts'
 import { type Ttl, checkTtl, expiryFor } from './ttl.ts'
+import { variationKey } from './variation.ts'
 import type { DataVersions } from './versions.ts'
 
 /**
@@ -206,17 +207,19 @@ export class TieredCache {
   }
 
   /**
-   * What is cached under a full key, answered synchronously from the request scope or L1, or undefined when
-   * only an asynchronous read could tell. For template engines that cannot wait in some constructs.
+   * What is cached under a full key (for this request's values of the `vary` contexts), answered synchronously from the
+   * request scope or L1, or undefined when only an asynchronous read could tell. For template engines that cannot wait
+   * in some constructs.
    * @example
    * ```ts
-   * const html = cache.peekByKey(key) // string | undefined
+   * const html = cache.peekByKey(key, ['user']) // string | undefined
    * ```
    */
-  peekByKey(fullKey: string): { value: unknown } | undefined {
+  peekByKey(fullKey: string, vary: readonly string[] = []): { value: unknown } | undefined {
     const scope = tryGetRequestScope()
     if (scope?.forceRefresh && !scope.refreshed.has(fullKey)) return undefined
-    const entry = this.#stack.peek(fullKey, scope, this.#clock())
+    const start = vary.length === 0 ? fullKey : variationKey(fullKey, vary, scope)
+    const entry = this.#stack.peek(start, scope, this.#clock())
     return entry === undefined ? undefined : { value: entry.value }
   }
 

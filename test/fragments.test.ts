@@ -117,7 +117,7 @@ const keyword = (name: string, value: string) => ({ keyword: name, value })
 
 tagArguments('is exported, with the one list of keywords', () => {
   assert.type(cacheTagArguments, 'function')
-  assert.equal([...CACHE_TAG_KEYWORDS], ['deps', 'ttl', 'grace', 'collection'])
+  assert.equal([...CACHE_TAG_KEYWORDS], ['deps', 'ttl', 'grace', 'vary', 'collection'])
 })
 
 tagArguments('TTL, name and inputs by position; ttl= takes the place of the first input', () => {
@@ -137,7 +137,7 @@ tagArguments('TTL, name and inputs by position; ttl= takes the place of the firs
 
 tagArguments('inputs after a keyword: refused where the syntax puts keywords last, taken where it does not', () => {
   const items = [input('300'), keyword('deps', '[]'), input('"a"')]
-  assert.throws(() => cacheTagArguments(items, syntax(true), refuse), /^the inputs of the cache tag must come before deps=, ttl=, grace= and collection=$/)
+  assert.throws(() => cacheTagArguments(items, syntax(true), refuse), /^the inputs of the cache tag must come before deps=, ttl=, grace=, vary= and collection=$/)
   assert.equal(cacheTagArguments(items, syntax(false), refuse), { ttl: '300', name: '"a"', inputs: [], keywords: { deps: '[]' } })
 })
 
@@ -145,8 +145,8 @@ tagArguments('one wording for each mistake, with the engine\'s example', () => {
   for (const [items, reason] of [
     [[input('300')], 'the cache tag needs a TTL and a fragment name, as in {% cache 300 "sidebar" lang %} (or ttl=300 "sidebar")'],
     [[keyword('ttl', '300')], 'the cache tag needs a TTL and a fragment name, as in {% cache 300 "sidebar" lang %} (or ttl=300 "sidebar")'],
-    [[input('300'), input('"a"'), keyword('vary', 'lang')], 'the cache tag takes only deps=, ttl=, grace= and collection= as keywords; got vary='],
-    [[input('300'), input('"a"'), keyword('', 'lang')], 'the cache tag takes only deps=, ttl=, grace= and collection= as keywords; got an expression='],
+    [[input('300'), input('"a"'), keyword('expires', 'lang')], 'the cache tag takes only deps=, ttl=, grace=, vary= and collection= as keywords; got expires='],
+    [[input('300'), input('"a"'), keyword('', 'lang')], 'the cache tag takes only deps=, ttl=, grace=, vary= and collection= as keywords; got an expression='],
     [[input('"a"'), keyword('ttl', '1'), keyword('ttl', '2')], 'ttl= is given twice in the cache tag'],
   ] as [{ keyword?: string; value: string }[], string][]) {
     for (const keywordsLast of [true, false]) {

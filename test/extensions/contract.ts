@@ -11,7 +11,7 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { type Article, expectedHtml as expected, loadSite } from '../../fixtures/site.ts'
 import type { FragmentCache } from '../../src/fragments.ts'
-import { type CacheOptions, type TieredCache, TemplateTagError, createCache, runInRequestScope } from '../../src/index.ts'
+import { type CacheOptions, type TieredCache, TemplateTagError, createCache, markPrivate, runInRequestScope } from '../../src/index.ts'
 import { countingClient } from '../../bench/support/redis-counters.ts'
 import { RedisServer, patientRedis } from '../support/redis-server.ts'
 
@@ -97,9 +97,9 @@ export function runEngineContract(adapter: EngineAdapter, server: RedisServer): 
     ['redis', () => redisCache(server.url, `${adapter.engine}-contract-${++prefixes}`, patientRedis)],
   ]
 
-  async function harness(make: Make, engineOptions?: { views?: string; reload?: boolean }): Promise<Harness> {
+  async function harness(make: Make, engineOptions?: { views?: string; reload?: boolean }, cacheOptions: CacheOptions = {}): Promise<Harness> {
     const clock = { now: 1_700_000_000_000 }
-    const cache = await make({ clock: () => clock.now })
+    const cache = await make({ clock: () => clock.now, ...cacheOptions })
     const engine = adapter.create(cache, engineOptions)
     const { probe, ran } = bodyRuns()
     return { cache, engine, clock, ran, render: (page, overrides = {}) => engine.render(page, { ...loadSite(), probe, ...overrides }) }
@@ -188,6 +188,29 @@ export function runEngineContract(adapter: EngineAdapter, server: RedisServer): 
       await h.cache.versions.bump('article:9')
       assert.is(await h.render('nested', { articles }), want)
       assert.equal(h.ran(), {}, 'an unrelated tag invalidates nothing')
+    })
+
+    test('variation :: a shared fragment around a per-user one is kept per user: Bob never sees Alice, a guest neither', async () => {
+      const h = await harness(maker())
+      const visit = (user: 'alice' | 'bob' | null) =>
+        runInRequestScope(() => h.render('variation', { user: user === null ? null : markPrivate('user', { id: user, name: user === 'alice' ? 'Alice' : 'Bob' }) }), {
+          contexts: { user },
+        })
+      assert.is(await visit('alice'), '<aside>Hello Alice</aside>\n')
+      assert.is(await visit('bob'), '<aside>Hello Bob</aside>\n')
+      assert.is(await visit(null), '<aside>Hello guest</aside>\n')
+      assert.equal(h.ran(), { sidebar: 3, greet: 3 })
+      assert.is(await visit('alice'), '<aside>Hello Alice</aside>\n')
+      assert.is(await visit('bob'), '<aside>Hello Bob</aside>\n')
+      assert.equal(h.ran(), {}, 'a second visit of each is a hit of their own variation')
+    })
+
+    test('private reads :: with bypass, a shared fragment that reads the signed-in user is never stored', async () => {
+      const h = await harness(maker(), undefined, { privateReads: 'bypass' })
+      const visit = (name: string) => runInRequestScope(() => h.render('private-read', { user: markPrivate('user', { name }) }), { contexts: { user: name } })
+      assert.is(await visit('Alice'), '<p>The menu</p>\nHello Alice\n')
+      assert.is(await visit('Bob'), '<p>The menu</p>\nHello Bob\n')
+      assert.equal(h.ran(), { menu: 2 })
     })
 
     test('empty :: an empty body is cached like any other', async () => {
@@ -354,8 +377,22 @@ export function runEngineContract(adapter: EngineAdapter, server: RedisServer): 
 
   errors('errors :: an unknown keyword is refused when the template is compiled', async () => {
     const h = await harness(memory())
-    const reason = 'the cache tag takes only deps=, ttl=, grace= and collection= as keywords; got vary='
+    const reason = 'the cache tag takes only deps=, ttl=, grace=, vary= and collection= as keywords; got expires='
     await tagError(h.render('errors/unknown-keyword'), 'errors/unknown-keyword', 1, reason, 'compile')
+  })
+
+  errors('errors :: a shared fragment that reads the signed-in user fails in development, naming the template, the line and what it read', async () => {
+    const h = await harness(memory(), undefined, { privateReads: 'error' })
+    const reason =
+      'fragment "menu" read user.name, private to the "user" context, while it was rendered for every visitor; add vary="user" to its tag, or read the value outside the fragment'
+    const render = runInRequestScope(() => h.render('private-read', { user: markPrivate('user', { name: 'Alice' }) }), { contexts: { user: 'alice' } })
+    await tagError(render, 'private-read', 2, reason, 'render')
+  })
+
+  errors('errors :: a bad vary is refused when the tag runs', async () => {
+    const h = await harness(memory())
+    const reason = 'vary of fragment "x": a context name is 1 to 64 letters, digits, "_", "." or "-"; got "has space"'
+    await tagError(h.render('errors/bad-vary'), 'errors/bad-vary', 1, reason, 'render')
   })
 
   errors('errors :: a keyword given twice is refused when the template is compiled', async () => {

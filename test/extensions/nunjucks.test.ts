@@ -393,7 +393,7 @@ errors('missing endcache, at the end of the template and before an enclosing end
 errors('an input after a keyword (Nunjucks only: Eta takes inputs anywhere)', async () => {
   assert.is(
     await errorOf('input-after-keyword'),
-    `${at('input-after-keyword', 1, 4)}fragcache: the inputs of the cache tag must come before deps=, ttl=, grace= and collection= ${where('input-after-keyword', 1)}`,
+    `${at('input-after-keyword', 1, 4)}fragcache: the inputs of the cache tag must come before deps=, ttl=, grace=, vary= and collection= ${where('input-after-keyword', 1)}`,
   )
 })
 
