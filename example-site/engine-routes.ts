@@ -1,6 +1,6 @@
 import express, { type Request, type RequestHandler, type Router } from 'express'
 import { cachePage } from '../src/express/index.ts'
-import { AtomicityError, OutcomeUnknownError, type TieredCache } from '../src/index.ts'
+import { AtomicityError, OutcomeUnknownError, type TieredCache, markPrivate } from '../src/index.ts'
 import type { Article, ArticleRepository } from './articles.ts'
 import type { EngineName, Renderers } from './engines.ts'
 import type { PageCounters } from './page-counters.ts'
@@ -53,8 +53,10 @@ export function engineRoutes(options: EngineRoutesOptions): Router {
 
   /** The data every page of the layout needs. */
   const common = (req: Request) => {
-    const user = userOf(req, users)
-    const lang = pickLang({ query: req.query.lang, user, acceptLanguage: req.get('accept-language') })
+    const signedIn = userOf(req, users)
+    const lang = pickLang({ query: req.query.lang, user: signedIn, acceptLanguage: req.get('accept-language') })
+    // Private to the visitor: a shared fragment that shows it without vary="user" fails in development, naming the line.
+    const user = signedIn === undefined ? undefined : markPrivate('user', signedIn)
     return {
       engine,
       engineName: ENGINE_NAMES[engine],

@@ -86,7 +86,13 @@ export async function createSite(options: SiteOptions): Promise<Site> {
   })
   app.use(cookieParser())
   // Only a staff member's `?refresh=1` recomputes every fragment of the page (and writes it through).
-  app.use(requestScope(cache, { forceRefresh: (req) => req.query.refresh === '1' && userOf(req, users)?.staff === true }))
+  app.use(
+    requestScope(cache, {
+      forceRefresh: (req) => req.query.refresh === '1' && userOf(req, users)?.staff === true,
+      // What fragments may vary by: vary="user" keeps one per signed-in user (and one for guests).
+      contexts: { user: (req) => userOf(req, users)?.id ?? null },
+    }),
+  )
   app.use('/static', express.static(PUBLIC, { maxAge: '1h' }))
 
   app.get('/', (_req, res) => res.redirect(302, '/nunjucks/'))

@@ -61,6 +61,52 @@ Browsing('login :: two users in two browser contexts never see each other’s he
   }
 })
 
+Browsing('users and guests :: every page of the demo in both engines, visited in turn: nobody sees another visitor', async ({ browser, base }) => {
+  const USERS = [
+    { id: 'alice', name: 'Alice Martin' },
+    { id: 'bruno', name: 'Bruno Lefèvre' },
+    { id: 'chen', name: 'Chen Wei' },
+  ]
+  const paths = ['nunjucks', 'eta'].flatMap((engine) => [
+    `/${engine}/`,
+    ...[1, 2, 3, 4, 5, 6, 7, 8].map((id) => `/${engine}/article/${id}`),
+    `/${engine}/article/1/edit`,
+    ...['caching', 'databases', 'templates'].map((slug) => `/${engine}/category/${slug}`),
+    `/${engine}/forecast`,
+    `/${engine}/forecast/live`,
+    `/${engine}/forecast/page`,
+  ])
+  const visitors = [...USERS.map((user) => ({ ...user })), { id: '', name: 'Guest' }, { id: '', name: 'Guest' }]
+  const contexts = await Promise.all(visitors.map(() => browser.newContext()))
+  try {
+    const pages = await Promise.all(contexts.map((context) => context.newPage()))
+    await Promise.all(visitors.map((visitor, i) => (visitor.id === '' ? undefined : pages[i]!.goto(`${base}/login/${visitor.id}?next=/nunjucks/`))))
+    const leaks: string[] = []
+    let pagesSeen = 0
+    // Twice round, every visitor in turn on each page: whatever one of them fills in a shared cache, the next reads.
+    for (let round = 0; round < 2; round++) {
+      for (const path of paths) {
+        for (const [i, visitor] of visitors.entries()) {
+          const page = pages[i]!
+          await page.goto(base + path)
+          const html = await page.content()
+          pagesSeen += 1
+          for (const other of USERS) {
+            if (other.id === visitor.id) continue
+            if (html.includes(other.name) || html.includes(`data-user="${other.id}"`)) leaks.push(`${visitor.name || 'a guest'} saw ${other.name} on ${path}`)
+          }
+          const forYou = await page.locator('.for-you').first().getAttribute('data-user')
+          if (forYou !== visitor.id) leaks.push(`${path}: the sidebar for ${visitor.name} was made for "${forYou}"`)
+        }
+      }
+    }
+    assert.ok(pagesSeen >= 200, `${pagesSeen} pages seen`)
+    assert.equal(leaks, [], `${leaks.length} responses carried another visitor's marker`)
+  } finally {
+    for (const context of contexts) await context.close()
+  }
+})
+
 Browsing('edit :: saving an article shows the change on the next view, in the other engine too', async ({ browser, base }) => {
   const context = await browser.newContext()
   try {
