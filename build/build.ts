@@ -37,7 +37,7 @@ function checkTargets(entries: readonly PackageEntry[]): void {
 process.chdir(`${import.meta.dirname}/..`)
 const entries = packageEntries()
 rmSync('dist', { recursive: true, force: true })
-await compileCommonJs(COMMONJS_DIR)
+compileCommonJs(COMMONJS_DIR)
 emitDeclarations()
 writeFileSync(`${COMMONJS_DIR}/package.json`, `${JSON.stringify({ type: 'commonjs' })}\n`)
 checkTargets(entries)

@@ -1,59 +1,31 @@
 /**
- * Compiles every source file of the package to a CommonJS module of its own (no bundling: one module per source
+ * Compiles every source file of the package to a CommonJS module of its own with tsc (no bundling: one module per source
  * file, so a class or an AsyncLocalStorage shared by two entry points exists once), with a source map that points at
- * the shipped TypeScript source.
+ * the shipped TypeScript source. tsc's CommonJS reads another module's export as a plain property (`exports.x = x`),
+ * where esbuild's per-file output reads it through a getter: on the hit path, every call across modules paid that.
  */
-import { readdirSync } from 'node:fs'
-import { join, resolve } from 'node:path'
-import { type Plugin, build } from 'esbuild'
+import { execFileSync } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 
-/** Folders whose TypeScript files make the package. */
-export const SOURCE_DIRS = ['src', 'extensions']
-
-/** Every `.ts` file under {@link SOURCE_DIRS}, relative to the package. */
-export function sourceFiles(): string[] {
-  return SOURCE_DIRS.flatMap((dir) =>
-    readdirSync(dir, { recursive: true, encoding: 'utf8' })
-      .filter((file) => file.endsWith('.ts') && !file.endsWith('.d.ts'))
-      .map((file) => join(dir, file)),
-  )
-}
-
-/**
- * esbuild bundles by default; this keeps each relative import as an import of the sibling output module
- * (`./keys.ts` → `./keys.js`), so the output mirrors the sources file for file.
- */
-const siblingModules: Plugin = {
-  name: 'sibling-modules',
-  setup(b) {
-    b.onResolve({ filter: /^\.\.?\// }, (args) => {
-      if (args.kind === 'entry-point') return undefined
-      if (!args.path.endsWith('.ts')) {
-        return { errors: [{ text: `relative imports name the .ts file they import (${args.path} in ${args.importer})` }] }
-      }
-      return { path: `${args.path.slice(0, -'.ts'.length)}.js`, external: true }
-    })
-  },
-}
+/** The one source line that reads `import.meta.url`, and what CommonJS has instead (see src/tiers/redis-client.ts). */
+const IMPORT_META = { file: 'src/tiers/redis-client.js', from: 'import.meta.url', to: "require('node:url').pathToFileURL(__filename).href" }
 
 /** Writes `outdir/<source path>.js` and `.js.map` for every source file. */
-export async function compileCommonJs(outdir: string): Promise<void> {
-  await build({
-    entryPoints: sourceFiles(),
-    outbase: '.',
-    outdir,
-    format: 'cjs',
-    platform: 'node',
-    target: 'node20',
-    bundle: true,
-    packages: 'external',
-    plugins: [siblingModules],
-    // CommonJS has no import.meta; `createRequire(import.meta.url)` (loading the optional peer ioredis) needs the URL.
-    inject: [resolve(import.meta.dirname, 'import-meta-url.ts')],
-    define: { 'import.meta.url': 'importMetaUrl' },
-    sourcemap: 'linked',
-    // The sources ship beside dist/, at the paths the maps name.
-    sourcesContent: false,
-    logLevel: 'warning',
-  })
+export function compileCommonJs(outdir: string): void {
+  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc')
+  execFileSync(
+    process.execPath,
+    [
+      tsc,
+      ...['-p', 'tsconfig.build.json', '--outDir', outdir],
+      ...['--module', 'commonjs', '--moduleResolution', 'node10', '--verbatimModuleSyntax', 'false'],
+      ...['--declaration', 'false', '--declarationMap', 'false', '--emitDeclarationOnly', 'false', '--sourceMap', 'true'],
+    ],
+    { stdio: 'inherit' },
+  )
+  const file = `${outdir}/${IMPORT_META.file}`
+  const code = readFileSync(file, 'utf8')
+  if (code.split(IMPORT_META.from).length !== 2) throw new Error(`${file}: expected ${IMPORT_META.from} exactly once, to rewrite it for CommonJS`)
+  writeFileSync(file, code.replace(IMPORT_META.from, IMPORT_META.to))
 }

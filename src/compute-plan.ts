@@ -83,7 +83,9 @@ export interface PlanDefaults {
  * checkPlan({ ttl: 60, deps: ['article:1'] }, defaults) // { ttl: 60, tags: ['article:1'], graceMs: 0, … }
  * ```
  */
-export function checkPlan(options: GetOrSetOptions, defaults: PlanDefaults): ComputePlan {
+export function checkPlan(options: GetOrSetOptions, defaults: PlanDefaults & { readonly plan?: ComputePlan }): ComputePlan {
+  // No option of a plan given (the common `getOrSet(key, fn)`): the cache's own, checked once.
+  if (defaults.plan !== undefined && hasNoPlanOption(options)) return defaults.plan
   const tags = options.deps ?? []
   if (tags.length > 0) checkTags(tags, 'getOrSet deps')
   return {
@@ -145,4 +147,18 @@ function milliseconds(value: unknown, what: string, min = 0): number {
     throw new InvalidArgumentError(`fragcache: ${what} must be a number of milliseconds of at least ${min}; got ${describeValue(value)}`)
   }
   return value
+}
+
+function hasNoPlanOption(o: GetOrSetOptions): boolean {
+  return (
+    o.ttl === undefined &&
+    o.grace === undefined &&
+    o.softTimeoutMs === undefined &&
+    o.deps === undefined &&
+    o.store === undefined &&
+    o.earlyRefresh === undefined &&
+    o.accept === undefined &&
+    o.lock === undefined &&
+    o.vary === undefined
+  )
 }

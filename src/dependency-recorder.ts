@@ -29,10 +29,12 @@ class Recorder {
 }
 
 const storage = new AsyncLocalStorage<Recorder>()
+/** Computes recording now, in this process: with none (a hit outside any compute), recording costs one comparison. */
+let recording = 0
 
 /** True while a compute is recording (some recording calls cost more than this check). */
 export function isRecording(): boolean {
-  return storage.getStore() !== undefined
+  return recording > 0 && storage.getStore() !== undefined
 }
 
 /**
@@ -43,6 +45,7 @@ export function isRecording(): boolean {
  * ```
  */
 export function recordEntry(entry: Pick<Entry, 'deps' | 'expiresAt' | 'graceUntil' | 'varies'>): void {
+  if (recording === 0) return
   const recorder = storage.getStore()
   if (recorder === undefined) return
   addDeps(recorder, entry.deps)
@@ -59,6 +62,7 @@ export function recordEntry(entry: Pick<Entry, 'deps' | 'expiresAt' | 'graceUnti
  * ```
  */
 export function recordDeps(deps: Deps | ReadonlyMap<string, number> | null): void {
+  if (recording === 0) return
   const recorder = storage.getStore()
   if (recorder !== undefined) addDeps(recorder, deps)
 }
@@ -71,6 +75,7 @@ export function recordDeps(deps: Deps | ReadonlyMap<string, number> | null): voi
  * ```
  */
 export function recordPrivateRead(context: string, what: string): void {
+  if (recording === 0) return
   const recorder = storage.getStore()
   if (recorder !== undefined && !recorder.privateReads.has(context)) recorder.privateReads.set(context, what)
 }
@@ -85,7 +90,13 @@ export function recordPrivateRead(context: string, what: string): void {
 export async function runRecording<T>(compute: () => T | Promise<T>, initial: ReadonlyMap<string, number>): Promise<{ value: Awaited<T>; recorded: Recorded }> {
   const recorder = new Recorder()
   for (const [tag, version] of initial) recorder.deps.set(tag, version)
-  const value = await storage.run(recorder, compute)
+  recording += 1
+  let value: Awaited<T>
+  try {
+    value = await storage.run(recorder, compute)
+  } finally {
+    recording -= 1
+  }
   return {
     value,
     recorded: {

@@ -28,6 +28,8 @@ const SHORT_NAME = 80
 /** The hard limit every key honours (memcached's, the strictest of the usual stores). */
 export const MAX_KEY_BYTES = 250
 const PREFIX_PATTERN = /^[\w.-]{1,64}$/
+/** Most names remembered per namespace: a name per visitor (a session id, say) must not grow it forever. */
+const MAX_NAMED = 10_000
 
 /**
  * Builds the cache keys of one cache: `prefix:version:namespace:name`, or, when the name is not safe
@@ -47,6 +49,8 @@ const PREFIX_PATTERN = /^[\w.-]{1,64}$/
  */
 export class KeyBuilder {
   readonly base: string
+  /** Keys of names without inputs already built, by namespace then name (bounded). */
+  readonly #named: Record<KeyNamespace, Map<string, string>> = { c: new Map(), frag: new Map(), view: new Map(), ver: new Map(), lock: new Map() }
 
   constructor(prefix: string, version: number) {
     if (typeof prefix !== 'string' || !PREFIX_PATTERN.test(prefix)) {
@@ -70,6 +74,20 @@ export class KeyBuilder {
    * @throws InvalidArgumentError when `name` is not a non-empty string or an input cannot be encoded.
    */
   build(ns: KeyNamespace, name: string, inputs?: readonly unknown[]): string {
+    if (inputs === undefined) {
+      // A hit looks its key up in an LRU: the same string each time (its hash cached) costs far less than a new one.
+      const named = this.#named[ns]
+      const known = named.get(name)
+      if (known !== undefined) return known
+      const key = this.#build(ns, name, undefined)
+      if (named.size >= MAX_NAMED) named.clear()
+      named.set(name, key)
+      return key
+    }
+    return this.#build(ns, name, inputs)
+  }
+
+  #build(ns: KeyNamespace, name: string, inputs: readonly unknown[] | undefined): string {
     if (typeof name !== 'string' || name.length === 0) {
       throw new InvalidArgumentError(`fragcache: a key must be a non-empty string; got ${describeValue(name)}`)
     }

@@ -56,8 +56,13 @@ type TierName = 'request' | 'l1' | 'l2'
  * ```
  */
 export class CacheStats {
-  readonly #hits: Record<TierName, number> = { request: 0, l1: 0, l2: 0 }
-  readonly #misses: Record<TierName, number> = { request: 0, l1: 0, l2: 0 }
+  // Plain fields, not a record keyed by the tier's name: counted on every hit.
+  #requestHits = 0
+  #requestMisses = 0
+  #l1Hits = 0
+  #l1Misses = 0
+  #l2Hits = 0
+  #l2Misses = 0
   computes = 0
   computeErrors = 0
   earlyRefreshes = 0
@@ -72,11 +77,15 @@ export class CacheStats {
   corrupt = 0
 
   hit(tier: TierName): void {
-    this.#hits[tier] += 1
+    if (tier === 'l1') this.#l1Hits += 1
+    else if (tier === 'request') this.#requestHits += 1
+    else this.#l2Hits += 1
   }
 
   miss(tier: TierName): void {
-    this.#misses[tier] += 1
+    if (tier === 'l1') this.#l1Misses += 1
+    else if (tier === 'request') this.#requestMisses += 1
+    else this.#l2Misses += 1
   }
 
   snapshot(
@@ -84,11 +93,11 @@ export class CacheStats {
     l2: { configured: boolean; down: boolean; busConnected: boolean; busGaps: number; unacknowledged: number; peers: number },
   ): CacheStatsSnapshot {
     return {
-      request: { hits: this.#hits.request, misses: this.#misses.request },
-      l1: { hits: this.#hits.l1, misses: this.#misses.l1, ...l1 },
+      request: { hits: this.#requestHits, misses: this.#requestMisses },
+      l1: { hits: this.#l1Hits, misses: this.#l1Misses, ...l1 },
       l2: {
-        hits: this.#hits.l2,
-        misses: this.#misses.l2,
+        hits: this.#l2Hits,
+        misses: this.#l2Misses,
         errors: this.redisErrors,
         timeouts: this.timeouts,
         replyErrors: this.replyErrors,

@@ -47,7 +47,7 @@ export class TieredCache {
   readonly #l2: RedisTier | undefined
   readonly #bus: InvalidationBus | undefined
   readonly #defaultTtl: Ttl
-  readonly #planDefaults: PlanDefaults
+  readonly #planDefaults: PlanDefaults & { readonly plan: ComputePlan }
   readonly #clock: () => number
   readonly #stats = new CacheStats()
   readonly #atomic: AtomicWrites
@@ -64,7 +64,8 @@ export class TieredCache {
     this.#bus = parts.bus
     this.#defaultTtl = o.ttl
     this.#atomic = new AtomicWrites(parts.stack, o.clock)
-    this.#planDefaults = { ttl: o.ttl, graceMs: o.graceMs, softTimeoutMs: o.softTimeoutMs, lock: parts.locks === undefined ? false : o.lock }
+    const defaults: PlanDefaults = { ttl: o.ttl, graceMs: o.graceMs, softTimeoutMs: o.softTimeoutMs, lock: parts.locks === undefined ? false : o.lock }
+    this.#planDefaults = { ...defaults, plan: checkPlan({}, defaults) }
     this.#clock = o.clock
   }
 

@@ -154,7 +154,8 @@ for (const mode of ['truncated', 'random bytes', 'JSON object', 'JSON number', '
       for (const key of await dataKeys()) {
         const entry = decodeEntry((await after.getBuffer(key)) ?? Buffer.alloc(0))
         assert.ok(typeof entry !== 'string', `${key} holds a whole entry again`)
-        if (key.includes(':frag:')) assert.type(entry.value, 'string', `${key} holds HTML`)
+        // A fragment that varies by the visitor (the sidebar) holds a redirect naming the contexts; the others HTML.
+        if (key.includes(':frag:')) assert.ok(entry.kind === 'r' ? Array.isArray(entry.value) : typeof entry.value === 'string', `${key} holds HTML or a redirect`)
       }
     } finally {
       after.disconnect()

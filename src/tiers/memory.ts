@@ -4,6 +4,9 @@
 import { LRUCache } from 'lru-cache'
 import { type Entry, isGone } from '../entry.ts'
 
+/** lru-cache's `get` defaults its options to a new `{}` on every call: on the hit path, one shared object instead. */
+const GET_OPTIONS: LRUCache.GetOptions<string, Slot, unknown> = {}
+
 /** Bounds of the in-process tier. */
 export interface MemoryTierOptions {
   /** Most entries kept (default 10,000). */
@@ -47,7 +50,7 @@ export class MemoryTier {
 
   /** The entry under `key` (see {@link get}) and when it was stored here. */
   getSlot(key: string, now: number): Slot | undefined {
-    const slot = this.#lru.get(key)
+    const slot = this.#lru.get(key, GET_OPTIONS)
     if (slot === undefined) return undefined
     if (isGone(slot.entry, now)) {
       this.#lru.delete(key)

@@ -266,7 +266,10 @@ function firstConnection(client: RedisClient, timeoutMs: number): Promise<void> 
 /** ioredis is an optional peer: loaded only when a Redis URL is given, so memory-only users need not install it. */
 function loadRedis(): typeof Redis {
   try {
-    return (createRequire(import.meta.url)('ioredis') as { Redis: typeof Redis }).Redis
+    // The CommonJS build has no import.meta: build/compile-commonjs.ts rewrites this one line (tsc is told to let it be).
+    // @ts-ignore TS1343 in the CommonJS compile only
+    const moduleUrl: string = import.meta.url
+    return (createRequire(moduleUrl)('ioredis') as { Redis: typeof Redis }).Redis
   } catch (error) {
     throw new InvalidArgumentError(`fragcache: a Redis URL was given but ioredis is not installed (npm install ioredis): ${describe(error)}`, {
       cause: error,
