@@ -4,6 +4,9 @@
  * - The run ends when the suites end. A failed test can leave a server, a child process or a Redis
  *   connection open; uvu's CLI then waits on it forever (a CI run once hung for 90 minutes after a
  *   failure). Once the summary is printed we wait a moment for clean shutdown, then exit.
+ * - A suite whose tests never ran fails the run. uvu swallows an error thrown by a `before` hook (its runner
+ *   returns from `finally`), prints `(0 / 4)` and exits 0: a missing Chromium once passed that way. We read the
+ *   per-suite counts uvu prints and fail the run, naming the suites, when fewer tests ran than were declared.
  * - A test that never settles cannot hold the run hostage: past `FRAGCACHE_TEST_TIMEOUT_S` (default
  *   20 minutes) the run stops with a failure.
  *
@@ -27,7 +30,37 @@ const watchdog = setTimeout(() => {
 }, limitSeconds * 1000);
 watchdog.unref();
 
-await run(suites, { bail: false });
+// uvu prints ` <suite name>  • • ×  (ran / total)` per suite; a suite with fewer passed than declared and no
+// failure mark had its tests skipped by a failing hook.
+const unrun: string[] = []
+let line = ''
+const write = process.stdout.write.bind(process.stdout)
+process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]): boolean => {
+  line += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString()
+  let newline = line.indexOf('\n')
+  while (newline !== -1) {
+    noteSuiteLine(line.slice(0, newline))
+    line = line.slice(newline + 1)
+    newline = line.indexOf('\n')
+  }
+  return (write as (...args: unknown[]) => boolean)(chunk, ...rest)
+}) as typeof process.stdout.write
+
+function noteSuiteLine(raw: string): void {
+  // eslint-disable-next-line no-control-regex
+  const text = raw.replace(/\x1b\[[0-9;]*m/g, '')
+  const counts = /^ (.+?) {2}.*\((\d+) \/ (\d+)\)\s*$/.exec(text)
+  if (!counts) return
+  const [, name = '', ran, declared] = counts
+  if (Number(ran) < Number(declared) && !text.includes('✘')) unrun.push(`${name.trim()} (${ran} of ${declared} ran)`)
+}
+
+await run(suites, { bail: false })
+if (unrun.length > 0) {
+  console.error(`\ntest run: tests never ran in ${unrun.length} suite(s), most likely because a before hook threw (uvu does not print that error):`)
+  for (const name of unrun) console.error(`  - ${name}`)
+  process.exitCode = 1
+}
 clearTimeout(watchdog);
 const code = typeof process.exitCode === 'number' ? process.exitCode : 0;
 setTimeout(() => {
