@@ -47,7 +47,6 @@ process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]): boolea
 }) as typeof process.stdout.write
 
 function noteSuiteLine(raw: string): void {
-  // eslint-disable-next-line no-control-regex
   const text = raw.replace(/\x1b\[[0-9;]*m/g, '')
   const counts = /^ (.+?) {2}.*\((\d+) \/ (\d+)\)\s*$/.exec(text)
   if (!counts) return
