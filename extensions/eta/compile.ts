@@ -5,7 +5,7 @@
  * Eta's dump of the compiled code), and the catch that locates runtime errors.
  */
 import type { EtaConfig } from 'eta'
-import { describe } from '../../src/errors.ts'
+import { UnsupportedEngineError, describe } from '../../src/errors.ts'
 import { sourceExcerpt } from '../../src/fragment-errors.ts'
 import { sourceDigest } from '../../src/fragments.ts'
 import { type AstNode, CLOSE, type TagNode, isCacheTag } from './ast.ts'
@@ -162,7 +162,7 @@ export function finishCode(fn: string, state: CompileState, config: EtaConfig | 
     })
   }
   if (compiled === 'unknown') {
-    throw new Error('fragcache: this version of Eta compiles templates in a way the fragcache plugin does not know (it supports Eta 4)')
+    throw new UnsupportedEngineError('fragcache: this version of Eta compiles templates in a way the fragcache plugin does not know (it supports Eta 4)')
   }
   const name = `__fragcache_template${++compiles}`
   let code = fn

@@ -6,7 +6,7 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { type EtaFragmentPlugin, deleteFragment, fragmentCache, fragmentDependencies, fragmentKey } from '../../extensions/eta/index.ts'
 import { FragmentCache } from '../../src/fragments.ts'
-import { type TieredCache, TemplateTagError, createCache, runInRequestScope } from '../../src/index.ts'
+import { type TieredCache, TemplateTagError, UnsupportedEngineError, createCache, runInRequestScope } from '../../src/index.ts'
 import { RedisServer } from '../support/redis-server.ts'
 import { expectedHtml, loadSite } from '../../fixtures/site.ts'
 import { type EngineAdapter, bodyRuns, runEngineContract } from './contract.ts'
@@ -298,6 +298,19 @@ errors('sync render() of a template with a cache tag', async () => {
     2,
     'x\n<% cache 1 "s" %>y<% endcache %>',
   )
+})
+
+errors('an Eta that compiles templates in a shape the plugin does not know: UnsupportedEngineError, nothing rendered', async () => {
+  const cache = createCache({ logger: quiet })
+  // Stands in for a future Eta: a plugin before ours changes how the compiled function calls its layout.
+  const future = { processFnString: (fn: string) => fn.replaceAll('__eta.res = await includeAsync (', '__eta.res = await (includeAsync)(') }
+  const eta = new Eta({ views: VIEWS, plugins: [future, fragmentCache(cache)] })
+  const error = await failure(() => eta.renderStringAsync('<% cache 60 "s" %>body<% endcache %>', {}))
+  assert.instance(error, UnsupportedEngineError)
+  assert.is((error as UnsupportedEngineError).code, 'FRAGCACHE_UNSUPPORTED_ENGINE')
+  assert.is(error.message, 'fragcache: this version of Eta compiles templates in a way the fragcache plugin does not know (it supports Eta 4)')
+  assert.is(cache.stats().l1.entries, 0)
+  await cache.close()
 })
 
 errors('include() (sync) of a template with a cache tag, from an async render', async () => {
