@@ -10,10 +10,13 @@ export interface PendingCall {
   issuedAt: number
   /** When it times out (moved later when the event loop was blocked). */
   deadline: number
-  /** True once it has its reply or its error: the queue drops it. */
+  /** True once it has its reply, its error or its timeout. */
   settled: boolean
   /** Called when the deadline passes without a reply. */
   readonly timedOut: () => void
+  /** Neighbours in the list of waiting calls (kept by {@link Deadlines}). */
+  previous?: PendingCall | undefined
+  next?: PendingCall | undefined
 }
 
 /** A timer that fired later than this (ms) means the event loop was blocked. */
@@ -35,14 +38,18 @@ const MAX_STRETCH = 4
  * ```ts
  * const deadlines = new Deadlines(50, performance)
  * const call = { issuedAt: 0, deadline: 0, settled: false, timedOut: () => fail(new Error('no answer within 50 ms')) }
- * deadlines.add(call)   // … and on the reply: call.settled = true
+ * deadlines.add(call)   // … and on the reply: if (deadlines.settle(call)) use(reply)
  * ```
  */
 export class Deadlines {
   readonly timeoutMs: number
   readonly #perf: { now(): number }
-  #queue: PendingCall[] = []
-  #head = 0
+  // A doubly linked list in issue order: a call leaves it the moment it settles. Settled calls kept until their
+  // deadline (an array swept by time) lived about a second under load, long enough to reach the old generation:
+  // an L2 hit with 100 in flight cost about 5 µs more CPU, most of it garbage collection.
+  #first: PendingCall | undefined
+  #last: PendingCall | undefined
+  #size = 0
   #timer: NodeJS.Timeout | undefined
   /** When the armed timer should fire. */
   #armedFor = 0
@@ -57,13 +64,36 @@ export class Deadlines {
   add(call: PendingCall): void {
     call.issuedAt = this.#perf.now()
     call.deadline = call.issuedAt + this.timeoutMs
-    this.#queue.push(call)
+    call.previous = this.#last
+    call.next = undefined
+    if (this.#last === undefined) this.#first = call
+    else this.#last.next = call
+    this.#last = call
+    this.#size += 1
     if (this.#timer === undefined && !this.#sweeping) this.#arm(call.deadline)
   }
 
-  /** Calls still waiting (settled ones included until the next sweep). */
+  /** Marks a call answered (or failed): it stops waiting. Returns false when it had settled already (timed out). */
+  settle(call: PendingCall): boolean {
+    if (call.settled) return false
+    call.settled = true
+    this.#unlink(call)
+    return true
+  }
+
+  /** Calls still waiting. */
   get size(): number {
-    return this.#queue.length - this.#head
+    return this.#size
+  }
+
+  #unlink(call: PendingCall): void {
+    if (call.previous === undefined) this.#first = call.next
+    else call.previous.next = call.next
+    if (call.next === undefined) this.#last = call.previous
+    else call.next.previous = call.previous
+    call.previous = undefined
+    call.next = undefined
+    this.#size -= 1
   }
 
   #arm(at: number): void {
@@ -79,37 +109,25 @@ export class Deadlines {
     setImmediate(() => this.#sweep())
   }
 
-  /** Drops settled calls from the head, times out those past their deadline, re-arms for the next. */
+  /** Times out the calls past their deadline, re-arms for the next. */
   #sweep(): void {
     this.#sweeping = false
     const now = this.#perf.now()
     // Late (the timer, or this sweep after it): the loop was blocked, and that time was not Redis's. min() of
     // increasing caps keeps the deadlines in order.
     if (now - this.#armedFor > LAG_TOLERANCE_MS) {
-      for (let i = this.#head; i < this.#queue.length; i++) {
-        const call = this.#queue[i] as PendingCall
+      for (let call = this.#first; call !== undefined; call = call.next) {
         call.deadline = Math.max(call.deadline, Math.min(now + this.timeoutMs, call.issuedAt + MAX_STRETCH * this.timeoutMs))
       }
     }
-    while (this.#head < this.#queue.length) {
-      const call = this.#queue[this.#head] as PendingCall
-      if (!call.settled && call.deadline > now) break
-      this.#head += 1
-      if (!call.settled) {
-        call.settled = true
-        call.timedOut()
-      }
+    let call = this.#first
+    while (call !== undefined && call.deadline <= now) {
+      const next = call.next
+      call.settled = true
+      this.#unlink(call)
+      call.timedOut()
+      call = next
     }
-    if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
-      this.#queue = this.#queue.slice(this.#head)
-      this.#head = 0
-    }
-    const next = this.#queue[this.#head]
-    if (next === undefined) {
-      this.#queue = []
-      this.#head = 0
-    } else {
-      this.#arm(next.deadline)
-    }
+    if (this.#first !== undefined && this.#timer === undefined) this.#arm(this.#first.deadline)
   }
 }

@@ -151,26 +151,27 @@ export class RedisConnection {
       this.#events.failed(operation, error, this.#breaker.failure(), false)
       return Promise.resolve(new Unavailable(error))
     }
+    const deadlines = bulk ? this.#bulkDeadlines : this.#deadlines
     return new Promise((resolve) => {
       const pending: PendingCall = {
         issuedAt: 0,
         deadline: 0,
         settled: false,
         timedOut: () => {
-          const error = new Error(`no answer within ${(bulk ? this.#bulkDeadlines : this.#deadlines).timeoutMs} ms`)
+          const error = new Error(`no answer within ${deadlines.timeoutMs} ms`)
           this.#events.failed(operation, error, this.#breaker.failure(), true)
           resolve(new Unavailable(error, true))
         },
+        previous: undefined,
+        next: undefined,
       }
       const answered = (value: T): void => {
-        if (pending.settled) return
-        pending.settled = true
+        if (!deadlines.settle(pending)) return
         if (this.#breaker.success()) this.#events.recovered()
         resolve(value)
       }
       const failed = (error: unknown): void => {
-        if (pending.settled) return
-        pending.settled = true
+        if (!deadlines.settle(pending)) return
         if (isReplyError(error)) {
           // Redis is up and said no: not an outage.
           if (this.#breaker.success()) this.#events.recovered()
@@ -181,7 +182,7 @@ export class RedisConnection {
         this.#events.failed(operation, error, this.#breaker.failure(), false)
         resolve(new Unavailable(error, true))
       }
-      ;(bulk ? this.#bulkDeadlines : this.#deadlines).add(pending)
+      deadlines.add(pending)
       try {
         call(this.client).then(answered, failed)
       } catch (error) {

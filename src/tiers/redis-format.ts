@@ -13,8 +13,6 @@ import { type Deps, type Entry, ENTRY_OVERHEAD, deepFreeze } from '../entry.ts'
 import { LuaScript } from './redis-client.ts'
 
 const MARKER = 'fc2|'
-/** Envelopes of earlier versions of fragcache: a miss after an upgrade, not corruption. */
-const OLDER_MARKER = /^fc1\|/
 const NEWLINE = 10
 
 /**
@@ -42,23 +40,27 @@ export type Undecodable = 'older' | 'corrupt'
  * ```
  */
 export function decodeEntry(raw: Buffer): Entry | Undecodable {
-  const newline = raw.indexOf(NEWLINE)
-  if (raw.length < MARKER.length || raw.toString('latin1', 0, MARKER.length) !== MARKER || newline < 0) {
-    return OLDER_MARKER.test(raw.toString('latin1', 0, 4)) ? 'older' : 'corrupt'
-  }
-  const fields = raw.toString('utf8', MARKER.length, newline).split('|')
-  if (fields.length < 7) return 'corrupt'
-  const [expires, grace, compute, kind, bytes, varies] = fields as [string, string, string, string, string, string]
-  // deps is JSON, last, and may hold a `|` of its own.
-  const depsJson = fields.slice(6).join('|')
-  const expiresAt = Number(expires)
-  const graceUntil = Number(grace)
-  const computeMs = Number(compute)
+  // Read straight from the bytes: on an L2 hit this runs once per read, and splitting the header into strings
+  // cost a third of fragcache's own CPU time per hit.
+  if (!startsWithMarker(raw, TWO)) return startsWithMarker(raw, ONE) ? 'older' : 'corrupt'
+  const newline = raw.indexOf(NEWLINE, MARKER.length)
+  if (newline < 0) return 'corrupt'
+  const expiresEnd = raw.indexOf(PIPE, MARKER.length)
+  const graceEnd = expiresEnd < 0 || expiresEnd > newline ? -1 : raw.indexOf(PIPE, expiresEnd + 1)
+  const computeEnd = graceEnd < 0 || graceEnd > newline ? -1 : raw.indexOf(PIPE, graceEnd + 1)
+  // `kind` is one byte, then `|`; then the payload's byte length, the varies and the deps (JSON, which may hold a `|`).
+  const kindByte = computeEnd < 0 || computeEnd > newline ? -1 : raw[computeEnd + 1]
+  const bytesEnd = kindByte === -1 || raw[computeEnd + 2] !== PIPE ? -1 : raw.indexOf(PIPE, computeEnd + 3)
+  const variesEnd = bytesEnd < 0 || bytesEnd > newline ? -1 : raw.indexOf(PIPE, bytesEnd + 1)
+  if (variesEnd < 0 || variesEnd > newline) return 'corrupt'
+  const kind = kindByte === S ? 's' : kindByte === J ? 'j' : kindByte === R ? 'r' : undefined
+  const expiresAt = digits(raw, MARKER.length, expiresEnd)
+  const graceUntil = digits(raw, expiresEnd + 1, graceEnd)
+  const computeMs = digits(raw, graceEnd + 1, computeEnd)
   const start = newline + 1
-  if (!isTime(expiresAt) || !isTime(graceUntil) || !Number.isFinite(computeMs) || Number(bytes) !== raw.length - start) return 'corrupt'
-  if (kind !== 's' && kind !== 'j' && kind !== 'r') return 'corrupt'
+  if (kind === undefined || expiresAt < 0 || graceUntil < 0 || computeMs < 0 || digits(raw, computeEnd + 3, bytesEnd) !== raw.length - start) return 'corrupt'
   try {
-    const deps = depsJson === '' ? null : (JSON.parse(depsJson) as unknown)
+    const deps = variesEnd + 1 === newline ? null : (JSON.parse(raw.toString('utf8', variesEnd + 1, newline)) as unknown)
     if (deps !== null && !isDeps(deps)) return 'corrupt'
     const text = raw.toString('utf8', start)
     const value = kind === 's' ? text : deepFreeze(JSON.parse(text) as unknown)
@@ -70,12 +72,36 @@ export function decodeEntry(raw: Buffer): Entry | Undecodable {
       graceUntil: graceUntil === 0 ? null : graceUntil,
       computeMs,
       deps,
-      varies: varies === '' ? null : varies.split(','),
+      varies: variesEnd === bytesEnd + 1 ? null : raw.toString('utf8', bytesEnd + 1, variesEnd).split(','),
       size: raw.length - start + ENTRY_OVERHEAD,
     }
   } catch {
     return 'corrupt'
   }
+}
+
+const PIPE = 0x7c
+const S = 0x73
+const J = 0x6a
+const R = 0x72
+const TWO = 0x32
+const ONE = 0x31
+
+/** Whether `raw` starts with `fc<version>|`. */
+function startsWithMarker(raw: Buffer, version: number): boolean {
+  return raw.length >= 4 && raw[0] === 0x66 && raw[1] === 0x63 && raw[2] === version && raw[3] === PIPE
+}
+
+/** The decimal integer in `raw[from, to)`: -1 unless it is 1–16 digits and nothing else (a safe integer ≥ 0). */
+function digits(raw: Buffer, from: number, to: number): number {
+  if (to <= from || to - from > 16) return -1
+  let value = 0
+  for (let i = from; i < to; i++) {
+    const digit = (raw[i] as number) - 0x30
+    if (digit < 0 || digit > 9) return -1
+    value = value * 10 + digit
+  }
+  return Number.isSafeInteger(value) ? value : -1
 }
 
 /**
@@ -128,10 +154,6 @@ if not string.match(text, '^%-?%d+$') then return {'nan'} end
 local out = string.format('%d', tonumber(text) + tonumber(ARGV[2]))
 redis.call('SET', KEYS[1], head .. #out .. tail .. '\\n' .. out, 'KEEPTTL')
 return {'ok', out}`)
-
-function isTime(value: number): boolean {
-  return Number.isSafeInteger(value) && value >= 0
-}
 
 function isDeps(value: unknown): value is Deps {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false
