@@ -4,7 +4,7 @@
  */
 import { FragcacheError, PrivateReadError, TemplateTagError, describe, describeValue } from './errors.ts'
 import { type FragmentCall, PreparedMemo, type PreparedFragment, callPath, checkCall } from './fragment-call.ts'
-import { recordLookup } from './request-scope.ts'
+import { MAX_LOOKUPS, lookupLog } from './request-scope.ts'
 import type { TieredCache } from './tiered-cache.ts'
 
 export { type FragmentCall, type PreparedFragment } from './fragment-call.ts'
@@ -81,11 +81,12 @@ export class FragmentCache {
    * Engines use it where they cannot wait (inside a Nunjucks macro, say).
    */
   peek(fragment: PreparedFragment): string | undefined {
-    const started = performance.now()
+    const log = lookupLog()
+    const started = log === undefined ? 0 : performance.now()
     const found = this.cache.peekByKey(fragment.key, fragment.vary)
     if (found === undefined || typeof found.value !== 'string') return undefined
     this.#count(fragment.name).hits += 1
-    recordLookup({ kind: 'frag', name: fragment.name, state: 'hit', ms: performance.now() - started })
+    log?.push({ kind: 'frag', name: fragment.name, state: 'hit', ms: performance.now() - started })
     return found.value
   }
 
@@ -96,7 +97,8 @@ export class FragmentCache {
    * (fragcache's own errors, a nested fragment's say, pass unchanged); nothing is stored.
    */
   async render(fragment: PreparedFragment, body: () => Promise<string>): Promise<string> {
-    const started = performance.now()
+    const log = lookupLog()
+    const started = log === undefined ? 0 : performance.now()
     let ran = false
     let html: string
     try {
@@ -123,7 +125,8 @@ export class FragmentCache {
     const counts = this.#count(fragment.name)
     if (ran) counts.misses += 1
     else counts.hits += 1
-    recordLookup({ kind: 'frag', name: fragment.name, state: ran ? 'miss' : 'hit', ms: performance.now() - started })
+    // Checked again: other lookups of this request may have filled the log while this one waited.
+    if (log !== undefined && log.length < MAX_LOOKUPS) log.push({ kind: 'frag', name: fragment.name, state: ran ? 'miss' : 'hit', ms: performance.now() - started })
     return html
   }
 
