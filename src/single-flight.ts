@@ -94,9 +94,10 @@ export class SingleFlight {
       const taken = await locks.acquire(target.key, plan.lock.ttlMs)
       if (!isUnavailable(taken) && taken.state === 'held') {
         lock = taken.lock
-        // Another process may have stored it between this process's read and its lock (an early refresh knows it is there).
-        const landed = why === 'early' ? undefined : await this.#landed(target)
-        if (landed !== undefined) {
+        // Another process may have stored it between this process's read and its lock. For an early refresh, only a
+        // value stored after the one in hand counts: the lock it took may be the one a finished refresh just released.
+        const landed = await this.#landed(target)
+        if (landed !== undefined && (why !== 'early' || refreshedSince(landed.entry, stale))) {
           this.#p.inBackground(lock.release(true), `releasing the lock of "${target.key}"`)
           return landed
         }
@@ -226,3 +227,8 @@ function lifetimeFor(ttl: Ttl, graceMs: number, now: number): { expiresAt: numbe
   return { expiresAt, graceUntil: expiresAt === null ? null : expiresAt + graceMs }
 }
 
+/** Whether `found` was stored after `inHand` (it expires later): another process refreshed it meanwhile. */
+function refreshedSince(found: Pick<Entry, 'expiresAt'>, inHand: Entry | undefined): boolean {
+  if (inHand === undefined) return true
+  return (found.expiresAt ?? Number.POSITIVE_INFINITY) > (inHand.expiresAt ?? Number.POSITIVE_INFINITY)
+}
