@@ -2,6 +2,7 @@
  * The options of `createCache`: their types, their defaults, and the checks that name a bad one before anything starts.
  */
 import { DEFAULT_LOCK, type LockOptions, checkLock, graceMs } from './compute-plan.ts'
+import { turnClock } from './turn-clock.ts'
 import { InvalidArgumentError } from './errors.ts'
 import type { BreakerOptions } from './tiers/breaker.ts'
 import type { MemoryTierOptions } from './tiers/memory.ts'
@@ -86,7 +87,10 @@ export interface CacheOptions {
   privateReads?: PrivateReads
   /** XFetch's beta: how eagerly a hot entry is recomputed in the background before it expires. 0 turns it off. Default 1. */
   earlyRefresh?: number
-  /** Milliseconds since the epoch, for expiry (inject one in tests). Default `Date.now`. */
+  /**
+   * Milliseconds since the epoch, for expiry (inject one in tests). Default `Date.now`, read once per event-loop turn
+   * (at most 64 reads apart): an expiry is judged late by one turn at most.
+   */
   clock?: () => number
   /**
    * A monotonic clock in milliseconds, for durations (compute times, the breaker's cooldown), as lru-cache's `perf`
@@ -197,7 +201,7 @@ export function checkCacheOptions(options: CacheOptions): ResolvedCacheOptions {
     lock: options.lock === undefined ? DEFAULT_LOCK : checkLock(options.lock, DEFAULT_LOCK, 'options'),
     privateReads: checkPrivateReads(options.privateReads),
     earlyRefresh: nonNegative(options.earlyRefresh ?? 1, 'earlyRefresh'),
-    clock: fn(options.clock ?? Date.now, 'clock'),
+    clock: options.clock === undefined ? turnClock() : fn(options.clock, 'clock'),
     perf: checkPerf(options.perf),
     random: fn(options.random ?? Math.random, 'random'),
     logger: options.logger ?? defaultLogger,
