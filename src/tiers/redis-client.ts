@@ -140,15 +140,10 @@ export class RedisConnection {
   /**
    * Runs one Redis call under the timeout and the breaker. Resolves to its reply, or to {@link Unavailable} when it was
    * refused, failed, timed out or was answered with an error; never rejects. Before the client has connected for the
-   * first time, the call waits for that (up to `connectTimeoutMs`) instead of failing. `onReply`, when given, turns the
-   * reply into the result before it resolves: one promise fewer than a `.then` on the result (an L2 hit decodes here).
+   * first time, the call waits for that (up to `connectTimeoutMs`) instead of failing.
    */
-  run<T>(operation: string, call: (client: RedisClient) => Promise<T>, bulk?: boolean): Promise<T | Unavailable>
-  run<T, R>(operation: string, call: (client: RedisClient) => Promise<T>, bulk: boolean, onReply: (reply: T) => R): Promise<R | Unavailable>
-  run<T, R>(operation: string, call: (client: RedisClient) => Promise<T>, bulk = false, onReply?: (reply: T) => R): Promise<T | R | Unavailable> {
-    if (this.#starting !== undefined) {
-      return this.#starting.then((): Promise<T | R | Unavailable> => (onReply === undefined ? this.run(operation, call, bulk) : this.run(operation, call, bulk, onReply)))
-    }
+  run<T>(operation: string, call: (client: RedisClient) => Promise<T>, bulk = false): Promise<T | Unavailable> {
+    if (this.#starting !== undefined) return this.#starting.then(() => this.run(operation, call, bulk))
     if (!this.#breaker.allow()) return Promise.resolve(new Unavailable(new Error('Redis is unavailable (the circuit is open)')))
     if (DOWN_STATUSES.has(this.client.status)) {
       // Not connected: fail at once rather than queue or wait (the client reconnects on its own).
@@ -173,8 +168,7 @@ export class RedisConnection {
       const answered = (value: T): void => {
         if (!deadlines.settle(pending)) return
         if (this.#breaker.success()) this.#events.recovered()
-        if (onReply === undefined) resolve(value)
-        else resolve(onReply(value))
+        resolve(value)
       }
       const failed = (error: unknown): void => {
         if (!deadlines.settle(pending)) return

@@ -34,7 +34,9 @@ export class RedisTier {
   }
 
   get(key: string): Promise<Entry | undefined | Unavailable> {
-    return this.connection.run('get', (c) => c.getBuffer(key), false, (raw) => (raw === null ? undefined : this.#decode(key, raw)))
+    return this.connection
+      .run('get', (c) => c.getBuffer(key))
+      .then((raw) => (isUnavailable(raw) ? raw : raw === null ? undefined : this.#decode(key, raw)))
   }
 
   /** Reads many keys in one round trip (MGET; per-key GETs pipelined together on a cluster). */
