@@ -4,7 +4,6 @@
  */
 import { FragcacheError, PrivateReadError, TemplateTagError, describe, describeValue } from './errors.ts'
 import { type FragmentCall, PreparedMemo, type PreparedFragment, callPath, checkCall } from './fragment-call.ts'
-import { recordLookup } from './request-scope.ts'
 import type { TieredCache } from './tiered-cache.ts'
 
 export { type FragmentCall, type PreparedFragment } from './fragment-call.ts'
@@ -85,7 +84,7 @@ export class FragmentCache {
     const found = this.cache.peekByKey(fragment.key, fragment.vary)
     if (found === undefined || typeof found.value !== 'string') return undefined
     this.#count(fragment.name).hits += 1
-    recordLookup({ kind: 'frag', name: fragment.name, state: 'hit', ms: performance.now() - started })
+    this.cache.lookupStats.record({ kind: 'frag', name: fragment.name, state: 'hit', ms: performance.now() - started })
     return found.value
   }
 
@@ -123,7 +122,7 @@ export class FragmentCache {
     const counts = this.#count(fragment.name)
     if (ran) counts.misses += 1
     else counts.hits += 1
-    recordLookup({ kind: 'frag', name: fragment.name, state: ran ? 'miss' : 'hit', ms: performance.now() - started })
+    this.cache.lookupStats.record({ kind: 'frag', name: fragment.name, state: ran ? 'miss' : 'hit', ms: performance.now() - started })
     return html
   }
 
