@@ -91,7 +91,7 @@ function largestTable(data: DashboardData): string {
 function invalidationTable(data: DashboardData): string {
   const rows = data.invalidations.map(
     (item, i) =>
-      `<tr><td><time datetime="${new Date(item.at).toISOString()}">${escapeHtml(new Date(item.at).toISOString().replace('T', ' ').slice(0, 19))} UTC</time></td><td>${escapeHtml(item.kind)}</td><td data-figure="invalidation:${i}:target"><code>${escapeHtml(item.target)}</code></td><td>${escapeHtml(item.origin === 'local' ? 'this process' : 'another process')}</td>${cell(`invalidation:${i}:dropped`, item.droppedL1)}</tr>`,
+      `<tr><td><time datetime="${new Date(item.at).toISOString()}">${escapeHtml(new Date(item.at).toISOString().replace('T', ' ').slice(0, 19))} UTC</time></td><td>${escapeHtml(item.kind)}</td><td><code data-figure="invalidation:${i}:target">${escapeHtml(item.target)}</code></td><td>${escapeHtml(item.origin === 'local' ? 'this process' : 'another process')}</td>${cell(`invalidation:${i}:dropped`, item.droppedL1)}</tr>`,
   )
   const body = rows.length === 0 ? `<tr><td colspan="5">None since this process started.</td></tr>` : rows.join('\n')
   return `<table><thead><tr><th scope="col">When</th><th scope="col">Kind</th><th scope="col">Tag or path</th><th scope="col">From</th><th scope="col">L1 entries dropped</th></tr></thead><tbody>${body}</tbody></table>`
