@@ -106,7 +106,7 @@ Cluster('start :: two worker processes answer on one port, each naming itself in
   }
 })
 
-Cluster('/_cache :: a worker's dashboard shows its Redis tier up and its bus connected', async (context) => {
+Cluster('/_cache :: each worker’s dashboard shows its Redis tier up and its bus connected', async (context) => {
   for (const worker of context.workers) {
     const page = await context.demo.getOn(worker, '/_cache', asStaff)
     assert.ok(page.body.includes('<dd data-figure="redis-state">up</dd>'), page.body)
