@@ -29,7 +29,9 @@ export const MAX_NAMES = 500
  * ```
  */
 export class LookupStats {
-  readonly #byName = new Map<string, NameCounts>()
+  // One map per kind, not a joined key: a lookup on the hit path allocates nothing.
+  readonly #byKind = { frag: new Map<string, NameCounts>(), view: new Map<string, NameCounts>() }
+  #size = 0
 
   /** Counts a lookup and notes it in the current request scope (for `Server-Timing`). */
   record(lookup: Lookup): void {
@@ -45,29 +47,27 @@ export class LookupStats {
     }
   }
 
-  /** A copy of every name's counts, in the order first seen. */
+  /** A copy of every name's counts: fragments, then pages, each in the order first seen. */
   list(): NameCounts[] {
-    return [...this.#byName.values()].map((counts) => ({ ...counts }))
+    return [...this.#byKind.frag.values(), ...this.#byKind.view.values()].map((counts) => ({ ...counts }))
   }
 
   /** The average milliseconds a miss of `name` took (0 before its first miss). */
   averageMissMs(kind: 'frag' | 'view', name: string): number {
-    const counts = this.#byName.get(`${kind}\u0000${name}`)
+    const counts = this.#byKind[kind].get(name)
     return counts === undefined || counts.misses === 0 ? 0 : counts.missMs / counts.misses
   }
 
   #counts(kind: 'frag' | 'view', name: string): NameCounts {
-    let id = `${kind}\u0000${name}`
-    let counts = this.#byName.get(id)
+    const names = this.#byKind[kind]
+    let counts = names.get(name)
     if (counts !== undefined) return counts
-    if (this.#byName.size >= MAX_NAMES) {
-      name = '(other)'
-      id = `${kind}\u0000${name}`
-      counts = this.#byName.get(id)
-      if (counts !== undefined) return counts
-    }
+    if (this.#size >= MAX_NAMES) name = '(other)'
+    counts = names.get(name)
+    if (counts !== undefined) return counts
     counts = { kind, name, hits: 0, misses: 0, stale: 0, missMs: 0, hitMs: 0 }
-    this.#byName.set(id, counts)
+    names.set(name, counts)
+    this.#size += 1
     return counts
   }
 }
