@@ -1,6 +1,6 @@
 import express, { type Request, type RequestHandler, type Router } from 'express'
 import { cachePage } from '../src/express/index.ts'
-import { AtomicityError, OutcomeUnknownError, type TieredCache, markPrivate } from '../src/index.ts'
+import { AtomicityError, OutcomeUnknownError, type TieredCache, markPrivate, summarizeRequest } from '../src/index.ts'
 import type { Article, ArticleRepository } from './articles.ts'
 import type { EngineName, Renderers } from './engines.ts'
 import type { PageCounters } from './page-counters.ts'
@@ -68,6 +68,12 @@ export function engineRoutes(options: EngineRoutesOptions): Router {
       pid: process.pid,
       popular: (forLang: string) => articles.popular(forLang),
       now: () => new Date().toISOString().slice(11, 19),
+      // Called by the footer, after the page's fragments: what they came to in this request (a page served whole from
+      // the page cache replays the footer of the render that stored it).
+      cacheSummary: () => {
+        const { lookups, fromCache, savedMs } = summarizeRequest(cache.lookupStats)
+        return STRINGS[lang].cacheSummary.replace('{n}', String(lookups)).replace('{s}', lookups === 1 ? '' : 's').replace('{m}', String(fromCache)).replace('{ms}', savedMs.toFixed(0))
+      },
       paragraphs,
     }
   }

@@ -2,11 +2,10 @@ import type { Server } from 'node:http'
 import { fileURLToPath } from 'node:url'
 import cookieParser from 'cookie-parser'
 import express, { type ErrorRequestHandler, type Express } from 'express'
-import { invalidatePath, requestScope } from '../src/express/index.ts'
+import { cacheDashboard, requestScope } from '../src/express/index.ts'
 import type { TieredCache } from '../src/index.ts'
 import { ArticleRepository } from './articles.ts'
 import { benchCounters } from './bench-counters.ts'
-import { cacheStatsPage } from './cache-stats-page.ts'
 import { DEFAULT_DB_FILE, SEED_DIR, openDatabase } from './db.ts'
 import { ENGINES, createRenderers } from './engines.ts'
 import { engineRoutes, userOf } from './engine-routes.ts'
@@ -53,7 +52,7 @@ const PUBLIC = fileURLToPath(new URL('./public/', import.meta.url))
 /**
  * Builds the demo site: the same pages in Nunjucks (`/nunjucks/…`) and Eta (`/eta/…`), a fake login
  * (`/login/alice`), an edit form that saves through the article model (bumping its data version), and
- * `/_cache`, the hit rates drawn as bars (with a Redis row when the cache has a Redis tier). Every response names
+ * `/_cache`, the library's dashboard (`cacheDashboard`, for staff: sign in as alice). Every response names
  * the process that answered in `X-Worker`.
  *
  * @example
@@ -119,19 +118,8 @@ export async function createSite(options: SiteOptions): Promise<Site> {
     res.redirect(303, safeNext(req.query.next))
   })
 
-  app.get('/_cache', (_req, res) => {
-    res.setHeader('Cache-Control', 'no-store')
-    res.type('html').send(cacheStatsPage({ stats: cache.stats(), fragments: renderers.fragmentCounts(), pages: pages.snapshot() }))
-  })
-  app.post('/_cache/invalidate', express.urlencoded({ extended: false, limit: '1kb' }), async (req, res) => {
-    const prefix = String((req.body as Record<string, unknown> | undefined)?.prefix ?? '')
-    if (!prefix.startsWith('/')) {
-      res.status(400).type('text').send(`The prefix must be a path starting with "/"; got "${prefix}"`)
-      return
-    }
-    await invalidatePath(cache, prefix)
-    res.redirect(303, '/_cache')
-  })
+  // The library's dashboard, for staff only (sign in as alice): its figures and its invalidation form.
+  app.use('/_cache', cacheDashboard(cache, { authorize: (req) => userOf(req, users)?.staff === true }))
 
   // Renders counted across worker processes by bench:stampede; off unless asked for.
   if (process.env.FRAGCACHE_BENCH === '1') app.get('/_bench/counters', benchCounters({ cache, renderers, pages }))

@@ -27,6 +27,9 @@ export interface CacheParts {
   readonly bus: InvalidationBus | undefined
 }
 
+/** Told of every version bump (`null`: everything cleared), made here or heard from another process. */
+export type InvalidatedHook = (tags: readonly string[] | null, origin: 'local' | 'remote') => void
+
 /**
  * Builds the parts of a cache; `stats` receives what happens to them.
  * @example
@@ -34,14 +37,19 @@ export interface CacheParts {
  * const parts = assembleCache(checkCacheOptions({ redis: 'redis://127.0.0.1:6379' }), new CacheStats())
  * ```
  */
-export function assembleCache(o: ResolvedCacheOptions, stats: CacheStats): CacheParts {
+export function assembleCache(o: ResolvedCacheOptions, stats: CacheStats, invalidated: InvalidatedHook = () => {}): CacheParts {
   const keys = new KeyBuilder(o.prefix, o.version)
   const { connection, l2, bus } = o.redis === undefined ? {} : connectRedis(o, o.redis, stats)
   // Late-bound: the bus reports to the stack, which is built after it.
   let stack: TierStack | undefined
   let versions: DataVersions | undefined
   bus?.listen({
-    message: (message) => stack?.receive(message),
+    message: (message) => {
+      // Before the stack drops anything: the log counts what the invalidation makes unusable here.
+      if (message.kind === 'tags') invalidated(message.tags, 'remote')
+      else if (message.kind === 'clear') invalidated(null, 'remote')
+      stack?.receive(message)
+    },
     missed: () => {
       // Messages sent while the bus was down are lost: nothing this process holds can be trusted any more.
       stack?.dropL1()
@@ -62,6 +70,7 @@ export function assembleCache(o: ResolvedCacheOptions, stats: CacheStats): Cache
       o.logger.error(`fragcache: ${count} version key(s) among ${versionKeys.join(', ')} held what fragcache never writes; replaced with a version larger than any they held`)
     },
     publish: (tags) => bus?.publish({ kind: 'tags', tags }, true) ?? Promise.resolve(),
+    bumped: (tags) => invalidated(tags, 'local'),
   })
   stack = new TierStack({
     l1: new MemoryTier(o.l1),

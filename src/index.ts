@@ -28,6 +28,9 @@ export { markPrivate, isPrivate } from './private-values.ts'
 export { DataVersions } from './versions.ts'
 export type { CacheStatsSnapshot, TierCounts } from './stats.ts'
 export type { Ttl } from './ttl.ts'
+export { registerCacheMetrics, type CacheMetrics, type CacheMetricsOptions, type MetricsMeter, type MetricAttributes, type MetricObservable } from './metrics.ts'
+export { LookupStats, summarizeRequest, type NameCounts, type RequestSummary } from './lookup-stats.ts'
+export type { Invalidation } from './invalidation-log.ts'
 export { KeyBuilder, stableHash, type KeyNamespace, type KeyOptions } from './keys.ts'
 export {
   FragcacheError,

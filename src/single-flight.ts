@@ -199,8 +199,10 @@ export class SingleFlight {
       result = await runRecording(compute, snapshot)
     } catch (error) {
       stats.computeErrors += 1
+      stats.onCompute?.(perf.now() - started)
       throw error
     }
+    stats.onCompute?.(perf.now() - started)
     const { value, recorded } = result
     const notStored = Promise.resolve(false)
     if (plan.store !== undefined && !plan.store(value)) {

@@ -75,6 +75,8 @@ export class CacheStats {
   replyErrors = 0
   outages = 0
   corrupt = 0
+  /** Told the duration of every compute that ran (set when metrics are on; nothing is timed for it otherwise). */
+  onCompute: ((ms: number) => void) | undefined = undefined
 
   hit(tier: TierName): void {
     if (tier === 'l1') this.#l1Hits += 1

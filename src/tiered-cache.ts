@@ -10,7 +10,9 @@ import type { Computations } from './compute.ts'
 import { type ComputePlan, type GetOrSetOptions, type PlanDefaults, checkPlan } from './compute-plan.ts'
 import { makeEntry } from './entry.ts'
 import { InvalidArgumentError } from './errors.ts'
+import { type Invalidation, InvalidationLog, countDependents, describeTag } from './invalidation-log.ts'
 import type { KeyBuilder, KeyOptions } from './keys.ts'
+import { LookupStats } from './lookup-stats.ts'
 import { checkCacheOptions, type CacheOptions } from './options.ts'
 import { tryGetRequestScope } from './request-scope.ts'
 import { CacheStats, type CacheStatsSnapshot } from './stats.ts'
@@ -51,10 +53,13 @@ export class TieredCache {
   readonly #clock: () => number
   readonly #stats = new CacheStats()
   readonly #atomic: AtomicWrites
+  readonly #invalidations = new InvalidationLog()
+  /** Hits, misses and miss times per fragment and page name (fed by the template tags and the page cache). */
+  readonly lookupStats = new LookupStats()
 
   constructor(options: CacheOptions = {}) {
     const o = checkCacheOptions(options)
-    const parts = assembleCache(o, this.#stats)
+    const parts = assembleCache(o, this.#stats, (tags, origin) => this.#logInvalidation(tags, origin))
     this.keys = parts.keys
     this.versions = parts.versions
     this.#stack = parts.stack
@@ -350,6 +355,7 @@ export class TieredCache {
    * ```
    */
   async clear(): Promise<boolean> {
+    this.#logInvalidation(null, 'local')
     this.#stack.l1.clear()
     tryGetRequestScope()?.entries.clear()
     this.versions.dropAll()
@@ -382,6 +388,42 @@ export class TieredCache {
   }
 
   /**
+   * The latest invalidations this process saw (bumps, path invalidations, clears; its own and those other processes
+   * announced), newest first, each with how many entries of this process's L1 depended on it.
+   * @example
+   * ```ts
+   * for (const { at, kind, target, droppedL1 } of cache.invalidations()) console.log(new Date(at), kind, target, droppedL1)
+   * ```
+   */
+  invalidations(): Invalidation[] {
+    return this.#invalidations.latest()
+  }
+
+  /**
+   * The largest entries of this process's L1 (bytes as counted for `maxBytes`), largest first.
+   * @example
+   * ```ts
+   * cache.largestEntries(5) // [{ key: 'fragcache:1:view:/articles#…', bytes: 48213, computeMs: 12.5, expiresAt: … }, …]
+   * ```
+   */
+  largestEntries(limit = 10): { key: string; bytes: number; computeMs: number; expiresAt: number | null }[] {
+    const all = [...this.#stack.l1.entries()].map(([key, entry]) => ({ key, bytes: entry.size, computeMs: entry.computeMs, expiresAt: entry.expiresAt }))
+    return all.sort((a, b) => b.bytes - a.bytes).slice(0, limit)
+  }
+
+  /**
+   * Calls `listener` with the duration (ms) of every compute this cache runs, failed ones included; `undefined` stops.
+   * For metrics ({@link registerCacheMetrics} uses it); with no listener nothing is timed for it.
+   * @example
+   * ```ts
+   * cache.onCompute((ms) => histogram.record(ms))
+   * ```
+   */
+  onCompute(listener: ((ms: number) => void) | undefined): void {
+    this.#stats.onCompute = listener
+  }
+
+  /**
    * Resolves once everything this cache started has been sent and answered: refreshes computing in the background
    * (stored or failed), writes, and the invalidations published for them. Each is bounded by `redisTimeoutMs`.
    * @example
@@ -406,6 +448,15 @@ export class TieredCache {
     await this.flush()
     this.#bus?.close()
     await this.#connection?.close()
+  }
+
+  #logInvalidation(tags: readonly string[] | null, origin: 'local' | 'remote'): void {
+    const at = this.#clock()
+    if (tags === null) {
+      this.#invalidations.add({ at, kind: 'clear', target: '*', origin, droppedL1: this.#stack.l1.size })
+      return
+    }
+    for (const tag of tags) this.#invalidations.add({ at, ...describeTag(tag), origin, droppedL1: countDependents(this.#stack.l1.entries(), [tag]) })
   }
 
   #key(key: string, options: KeyOptions): string {

@@ -90,6 +90,8 @@ export interface DataVersionsOptions {
   corrupt: (count: number, keys: readonly string[]) => void
   /** Tells the other processes which tags were bumped; resolves once Redis answered. */
   publish: (tags: string[]) => Promise<void>
+  /** Told of every bump this process made, with or without Redis (for the invalidation log). */
+  bumped?: (tags: readonly string[]) => void
 }
 
 interface Known {
@@ -201,6 +203,7 @@ export class DataVersions {
     })
     // Entries this request already read may depend on what just changed.
     scope?.entries.clear()
+    this.#options.bumped?.(unique)
     if (redis) await this.#options.publish(unique)
     return Object.fromEntries(unique.map((tag, i) => [tag, versions[i] as number]))
   }

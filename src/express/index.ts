@@ -1,11 +1,15 @@
 // `fragcache/express`: the middleware factories (request scope, page and site cache) and path invalidation.
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
+import { InvalidArgumentError, describeValue } from '../errors.ts'
 import { checkKnownOptions } from '../options.ts'
-import { checkContextNames, runInRequestScope } from '../request-scope.ts'
+import { checkContextNames, runInRequestScope, tryGetRequestScope } from '../request-scope.ts'
 import type { TieredCache } from '../tiered-cache.ts'
 import { type PageCacheOptions, checkCache, optionalFunction } from './options.ts'
 import { createPageHandler } from './page-cache.ts'
 import { prefixTag } from './page-key.ts'
+import { addTimingsOnHead } from './server-timing.ts'
+
+export { cacheDashboard, type DashboardOptions } from './dashboard.ts'
 
 export type { PageCacheOptions } from './options.ts'
 export type { StoredPage } from './stored-page.ts'
@@ -23,6 +27,12 @@ export interface RequestScopeMiddlewareOptions {
    * and pages around them, so a shared entry containing a per-user one is itself kept per user.
    */
   contexts?: Readonly<Record<string, (req: Request) => unknown>>
+  /**
+   * Adds a `Server-Timing` entry per fragment and page lookup of the request (`frag.sidebar;desc=hit;dur=0.04`, at most
+   * 50; names outside the header's token grammar get `_`), so browser devtools show what was cached (default true).
+   * They name your fragments: turn it off where that should not be public.
+   */
+  serverTiming?: boolean
 }
 
 /**
@@ -42,14 +52,18 @@ export interface RequestScopeMiddlewareOptions {
  */
 export function requestScope(cache: TieredCache, options: RequestScopeMiddlewareOptions = {}): RequestHandler {
   checkCache(cache, 'requestScope')
-  checkKnownOptions(options, ['forceRefresh', 'contexts'], 'requestScope')
+  checkKnownOptions(options, ['forceRefresh', 'contexts', 'serverTiming'], 'requestScope')
+  if (options.serverTiming !== undefined && typeof options.serverTiming !== 'boolean') {
+    throw new InvalidArgumentError(`fragcache: requestScope: serverTiming must be true or false; got ${describeValue(options.serverTiming)}`)
+  }
+  const timing = options.serverTiming !== false
   const forceRefresh = optionalFunction(options.forceRefresh, 'forceRefresh', 'requestScope')
   const sources = Object.entries(options.contexts ?? {})
   for (const [name, source] of sources) {
     checkContextNames(name, 'requestScope contexts')
     optionalFunction(source, `contexts.${name}`, 'requestScope')
   }
-  return function fragcacheRequestScope(req: Request, _res: Response, next: NextFunction): void {
+  return function fragcacheRequestScope(req: Request, res: Response, next: NextFunction): void {
     let force = false
     try {
       force = forceRefresh?.(req) === true
@@ -58,7 +72,13 @@ export function requestScope(cache: TieredCache, options: RequestScopeMiddleware
       return
     }
     const contexts = sources.length === 0 ? undefined : Object.fromEntries(sources.map(([name, source]) => [name, () => source(req)]))
-    runInRequestScope(() => next(), { forceRefresh: force, contexts })
+    runInRequestScope(
+      () => {
+        if (timing) addTimingsOnHead(res, (tryGetRequestScope() as NonNullable<ReturnType<typeof tryGetRequestScope>>).lookups)
+        next()
+      },
+      { forceRefresh: force, contexts },
+    )
   }
 }
 

@@ -152,6 +152,7 @@ async function serveGet(context: PageContext, req: Request, res: Response, key: 
 
 /** A stored page written out as a hit (no tap on the response: its own methods write). */
 function sendHit(context: PageContext, req: Request, res: Response, ready: ReadyPage, started: number): void {
+  context.cache.lookupStats.record({ kind: 'view', name: pageName(req), state: 'hit', ms: performance.now() - started })
   const timing = `cache;desc=hit;dur=${since(started)}`
   const delivery = { ifNoneMatch: header(req, 'if-none-match'), head: req.method === 'HEAD', now: context.o.clock(), state: 'HIT' as const, timing }
   sendStored(res, res as unknown as ResponseMethods, ready, delivery)
@@ -201,6 +202,8 @@ class OwnRender {
     this.#handOver('MISS', undefined)
     const captured = await tap.done.catch(() => undefined)
     restoreConditionals()
+    // Before the response is written out: its Server-Timing lists this lookup.
+    this.#context.cache.lookupStats.record({ kind: 'view', name: pageName(this.#req), state: 'miss', ms: performance.now() - this.#started })
     this.#timing = `cache;desc=miss;dur=${lookup}, render;dur=${since(renderStarted)}`
     if (captured === undefined || unstorableReason(captured, before, policy) !== undefined) return new PageNotStored(captured)
     return toStoredPage(captured, before, o.clock())
@@ -219,6 +222,12 @@ class OwnRender {
     const delivery = { ifNoneMatch: this.#ifNoneMatch, head: false, now: this.#context.o.clock(), state: 'MISS' as const, timing: this.#timing }
     sendStored(this.#res, tap.original, ready, delivery)
   }
+}
+
+/** A page's name in the per-name counts: its route's path when it has one (`/articles/:id`), else the request's path. */
+function pageName(req: Request): string {
+  const route = (req.route as { path?: unknown } | undefined)?.path
+  return req.baseUrl + (typeof route === 'string' ? route : req.path)
 }
 
 function header(req: Request, name: string): string | undefined {

@@ -76,6 +76,11 @@ export class MemoryTier {
     return this.#lru.size
   }
 
+  /** Every entry held, by key, most recently used first, without touching their recency (for the dashboard). */
+  *entries(): Generator<[string, Entry]> {
+    for (const [key, slot] of this.#lru.entries()) yield [key, slot.entry]
+  }
+
   /** Bytes held, as counted for the `maxBytes` bound. */
   get bytes(): number {
     return this.#lru.calculatedSize

@@ -130,30 +130,57 @@ Browsing('edit :: saving an article shows the change on the next view, in the ot
   }
 })
 
-Browsing('/_cache :: shows the hit rates as bars with widths', async ({ browser, base }) => {
-  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } })
+/** Where the dashboard's screenshots go (git-ignored). */
+const TEST_OUTPUT = new URL('../../test-output/', import.meta.url)
+
+Browsing('/_cache :: the mounted dashboard: refused to a guest, figures of stats() for staff, the invalidation form works', async ({ browser, base, cache }) => {
+  mkdirSync(TEST_OUTPUT, { recursive: true })
+  const guest = await browser.newContext()
+  const staff = await browser.newContext({ viewport: { width: 1200, height: 900 } })
   try {
-    const page = await context.newPage()
+    const refused = await guest.newPage()
+    const answer = await refused.goto(`${base}/_cache`)
+    assert.is(answer?.status(), 403)
+    assert.is(await refused.locator('body').innerText(), 'Forbidden: the cache dashboard needs authorization.\n')
+    await refused.screenshot({ path: new URL('dashboard-refused.png', TEST_OUTPUT).pathname })
+
+    const page = await staff.newPage()
+    await page.goto(`${base}/login/alice?next=/nunjucks/`)
     for (let i = 0; i < 3; i++) {
       await page.goto(`${base}/nunjucks/forecast`)
       await page.goto(`${base}/eta/category/templates`)
     }
+    assert.is((await page.goto(`${base}/_cache`))?.status(), 200)
+    assert.is(await page.locator('h1').innerText(), 'fragcache')
+    const shown = async (name: string) => page.locator(`[data-figure="${name}"]`).innerText()
+    const stats = cache.stats()
+    assert.equal(
+      await Promise.all(['request-hits', 'request-misses', 'l1-hits', 'l1-misses', 'computes', 'stale-serves', 'lock-waits', 'l1-entries', 'l1-bytes'].map(shown)),
+      [stats.request.hits, stats.request.misses, stats.l1.hits, stats.l1.misses, stats.computes, stats.staleServes, stats.lockWaits, stats.l1.entries, stats.l1.bytes].map(String),
+    )
+    const rate = (hits: number, misses: number) => `${((hits / (hits + misses)) * 100).toFixed(1)}%`
+    assert.is(await shown('l1-rate'), rate(stats.l1.hits, stats.l1.misses))
+    const widget = cache.lookupStats.list().find((n) => n.kind === 'frag' && n.name === 'forecast_widget')
+    assert.ok(widget !== undefined && widget.hits >= 2, 'the widget was served from the cache')
+    assert.equal([await shown('frag:forecast_widget:hits'), await shown('frag:forecast_widget:misses')], [String(widget.hits), String(widget.misses)])
+    const categoryPage = cache.lookupStats.list().find((n) => n.kind === 'view' && n.name === '/eta/category/:slug')
+    assert.equal(await shown('view:/eta/category/:slug:hits'), String(categoryPage?.hits))
+    await page.screenshot({ path: new URL('dashboard.png', TEST_OUTPUT).pathname, fullPage: true })
+
+    // The form, as a person uses it: the page under the path (as a guest gets it from the page cache) is rendered anew.
+    const cacheState = async () => (await fetch(`${base}/eta/category/templates`)).headers.get('x-cache')
+    await cacheState()
+    assert.is(await cacheState(), 'HIT')
     await page.goto(`${base}/_cache`)
-    assert.is(await page.locator('h1').innerText(), 'Cache hit rates')
-    assert.is(await page.locator('#tiers .bar').count(), 2)
-    assert.ok((await page.locator('#fragments .bar').count()) >= 3)
-    const row = page.locator('#fragments .row[data-name="forecast_widget"]').first()
-    const [, hits, misses] = (await row.locator('.nums').innerText()).match(/(\d+) hits \/ (\d+) misses/) ?? []
-    const rate = Number(hits) / (Number(hits) + Number(misses))
-    assert.ok(Number(hits) >= 2, `the widget was served from the cache: ${hits} hits / ${misses} misses`)
-    const fill = row.locator('.fill.hit')
-    const drawn = await fill.evaluate((el) => el.getBoundingClientRect().width)
-    const track = await fill.evaluate((el) => (el.parentElement as HTMLElement).getBoundingClientRect().width)
-    assert.ok(Math.abs(drawn / track - rate) < 0.01, `the bar is drawn ${drawn}px of ${track}px for a ${rate} hit rate`)
-    assert.ok((await page.locator('#pages .row .fill.hit').count()) >= 1)
-    await page.screenshot({ path: new URL('site-cache-stats.png', SCREENSHOTS).pathname, fullPage: true })
+    await page.fill('input[name="target"][pattern]', '/eta/category/')
+    await Promise.all([page.waitForURL(/\/_cache\/\?done=/), page.click('text=Invalidate path')])
+    assert.is(await page.locator('.notice').innerText(), 'Invalidated every page at or under /eta/category/')
+    assert.is(await shown('invalidation:0:target'), '/eta/category/')
+    assert.is(await cacheState(), 'MISS')
+    await page.screenshot({ path: new URL('dashboard-after-invalidation.png', TEST_OUTPUT).pathname, fullPage: true })
   } finally {
-    await context.close()
+    await guest.close()
+    await staff.close()
   }
 })
 

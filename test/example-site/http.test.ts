@@ -260,42 +260,90 @@ Editing('edit :: an empty title is refused with the reason, and nothing is saved
 Editing.run()
 
 // ---------------------------------------------------------------------------------------------------------------
-const Stats = suite<Context>('demo site :: /_cache')
+const Stats = suite<Context>('demo site :: /_cache (the mounted dashboard), Server-Timing and the footer')
 Stats.before(start)
 Stats.after(stop)
 
-Stats('/_cache :: draws a bar per tier, per fragment and per view', async (context) => {
-  for (let i = 0; i < 2; i++) {
-    await get(context, '/nunjucks/article/1')
-    await get(context, '/eta/article/1')
-    await get(context, '/eta/category/caching')
+/** The text of the element marked `data-figure="name"` on the dashboard. */
+function figure(html: string, name: string): string {
+  const found = new RegExp(`data-figure="${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}">([^<]*)<`).exec(html)
+  assert.ok(found, `no figure ${name} in:\n${html}`)
+  return (found[1] as string).replaceAll('&#39;', "'")
+}
+
+Stats('Server-Timing :: a demo page lists each fragment lookup, and its footer counts them, in both engines', async (context) => {
+  for (const engine of ['nunjucks', 'eta']) {
+    const first = await get(context, `/${engine}/article/3`)
+    const again = await get(context, `/${engine}/article/3`)
+    const masked = (value: string | null) => (value ?? '').replace(/dur=\d+\.\d\d/g, 'dur=*')
+    assert.is(
+      masked(first.headers.get('server-timing')),
+      // Each engine's fragments have keys of their own (the digest of their template's source).
+      'frag.article_body;desc=miss;dur=*, frag.sidebar_for_you;desc=miss;dur=*, frag.popular_sidebar;desc=miss;dur=*',
+      engine,
+    )
+    assert.is(masked(again.headers.get('server-timing')), 'frag.article_body;desc=hit;dur=*, frag.popular_sidebar;desc=hit;dur=*', engine)
+    const footer = /<span class="cache-summary">([^<]*)<\/span>/.exec(again.body)?.[1] ?? ''
+    assert.match(footer, /^2 fragments, 2 from cache, saved ≈ \d+ ms$/, engine)
   }
-  const page = await get(context, '/_cache')
-  assert.is(page.status, 200)
-  assert.is(page.headers.get('cache-control'), 'no-store')
-  const tiers = between(page.body, '<section class="chart" id="tiers">', '</section>')
-  assert.is(tiers.match(/<span class="bar"/g)?.length, 2, 'request and memory bars (Redis is not configured)')
-  assert.ok(tiers.includes('not configured (set REDIS_URL)'))
-  const fragments = between(page.body, '<section class="chart" id="fragments">', '</section>')
-  assert.ok(
-    fragments.includes(
-      '<div class="row" data-name="article_body"><span class="label">article_body <small>eta</small></span><span class="bar" role="img" aria-label="50% hits"><span class="fill hit" style="width:50%"></span></span><span class="nums">50% · 1 hits / 1 misses</span></div>',
-    ),
-    fragments,
-  )
-  const pages = between(page.body, '<section class="chart" id="pages">', '</section>')
-  assert.ok(pages.includes('<span class="nums">50% · 1 hit / 1 miss / 0 bypass</span>'), pages)
 })
 
-Stats('/_cache/invalidate :: drops the cached pages under a prefix', async (context) => {
+Stats('/_cache :: refused to guests and to non-staff, shown to staff with the figures of stats()', async (context) => {
+  await get(context, '/nunjucks/article/1')
+  await get(context, '/nunjucks/article/1')
+  const guest = await get(context, '/_cache')
+  const chen = await get(context, '/_cache', asChen)
+  assert.equal([guest.status, guest.body, chen.status], [403, 'Forbidden: the cache dashboard needs authorization.\n', 403])
+  const page = await get(context, '/_cache', asAlice)
+  assert.is(page.status, 200)
+  assert.is(page.headers.get('cache-control'), 'no-store')
+  const stats = context.cache.stats()
+  assert.equal(
+    ['request-hits', 'request-misses', 'l1-hits', 'l1-misses', 'computes', 'l1-entries', 'l1-bytes'].map((name) => figure(page.body, name)),
+    [stats.request.hits, stats.request.misses, stats.l1.hits, stats.l1.misses, stats.computes, stats.l1.entries, stats.l1.bytes].map(String),
+  )
+  assert.is(figure(page.body, 'redis-state'), "No Redis configured: this process's memory only.")
+  const body = context.cache.lookupStats.list().find((n) => n.name === 'article_body') as { hits: number; misses: number }
+  assert.equal([figure(page.body, 'frag:article_body:hits'), figure(page.body, 'frag:article_body:misses')], [String(body.hits), String(body.misses)])
+})
+
+Stats('/_cache/invalidate :: same-origin posts invalidate a path or bump a tag; cross-site and unidentified ones are refused', async (context) => {
   await get(context, '/nunjucks/category/templates')
   assert.is((await get(context, '/nunjucks/category/templates')).headers.get('x-cache'), 'HIT')
-  const done = await post(context, '/_cache/invalidate', { prefix: '/nunjucks/category/' })
-  assert.is(done.status, 303)
+  const post = (form: Record<string, string>, headers: Record<string, string>) =>
+    fetch(`${context.base}/_cache/invalidate`, {
+      method: 'POST',
+      body: new URLSearchParams(form),
+      headers: { ...asAlice, 'content-type': 'application/x-www-form-urlencoded', ...headers },
+      redirect: 'manual',
+    }).then(async (r) => ({ status: r.status, location: r.headers.get('location'), body: await r.text() }))
+  const crossSite = await post({ kind: 'path', target: '/nunjucks/category/' }, { 'sec-fetch-site': 'cross-site', origin: 'https://evil.example' })
+  const otherOrigin = await post({ kind: 'path', target: '/nunjucks/category/' }, { origin: 'https://evil.example' })
+  const neither = await post({ kind: 'path', target: '/nunjucks/category/' }, {})
+  assert.equal(
+    [crossSite, otherOrigin, neither].map((r) => `${r.status} ${r.body}`),
+    [
+      '403 Forbidden: a cross-site request may not change the cache.\n',
+      '403 Forbidden: a request from https://evil.example may not change the cache.\n',
+      '403 Forbidden: a request that says neither Sec-Fetch-Site nor Origin may not change the cache.\n',
+    ],
+  )
+  assert.is((await get(context, '/nunjucks/category/templates')).headers.get('x-cache'), 'HIT')
+  const done = await post({ kind: 'path', target: '/nunjucks/category/' }, { origin: context.base })
+  assert.equal([done.status, done.location], [303, `/_cache/?done=${encodeURIComponent('Invalidated every page at or under /nunjucks/category/')}`])
   assert.is((await get(context, '/nunjucks/category/templates')).headers.get('x-cache'), 'MISS')
-  const refused = await post(context, '/_cache/invalidate', { prefix: 'nunjucks' })
-  assert.is(refused.status, 400)
-  assert.is(refused.body, 'The prefix must be a path starting with "/"; got "nunjucks"')
+  const bumped = await post({ kind: 'tag', target: 'article:1' }, { 'sec-fetch-site': 'same-origin' })
+  assert.is(bumped.status, 303)
+  const refused = await post({ kind: 'path', target: 'nunjucks' }, { 'sec-fetch-site': 'same-origin' })
+  assert.equal(
+    [refused.status, refused.body],
+    [400, 'Bad request: fragcache: invalidatePath: a path prefix must be a string starting with "/", without "?" or "#"; got "nunjucks"\n'],
+  )
+  const page = await get(context, '/_cache', asAlice)
+  assert.equal(
+    [figure(page.body, 'invalidation:0:target'), figure(page.body, 'invalidation:1:target')],
+    ['article:1', '/nunjucks/category/'],
+  )
 })
 
 Stats.run()

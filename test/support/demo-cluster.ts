@@ -109,8 +109,8 @@ export class DemoCluster {
   }
 
   /** One GET on a connection of its own, so that the cluster's round robin picks the worker. */
-  get(path: string): Promise<Answer> {
-    return this.#send(path, undefined)
+  get(path: string, headers: Record<string, string> = {}): Promise<Answer> {
+    return this.#send(path, undefined, headers)
   }
 
   /** One form POST on a connection of its own. */
@@ -119,9 +119,9 @@ export class DemoCluster {
   }
 
   /** A GET answered by `worker`: asks again (a new connection each time) until that worker is the one. */
-  async getOn(worker: number, path: string): Promise<Answer> {
+  async getOn(worker: number, path: string, headers: Record<string, string> = {}): Promise<Answer> {
     for (let attempt = 0; attempt < this.workers * 25; attempt++) {
-      const answer = await this.get(path)
+      const answer = await this.get(path, headers)
       if (answer.worker === worker) return answer
     }
     throw new Error(`worker ${worker} did not answer GET ${path} in ${this.workers * 25} requests`)
@@ -134,8 +134,8 @@ export class DemoCluster {
     return [...seen].sort((a, b) => a - b)
   }
 
-  #send(path: string, form: string | undefined): Promise<Answer> {
-    const headers: Record<string, string | number> = { connection: 'close' }
+  #send(path: string, form: string | undefined, extra: Record<string, string> = {}): Promise<Answer> {
+    const headers: Record<string, string | number> = { ...extra, connection: 'close' }
     if (form !== undefined) {
       headers['content-type'] = 'application/x-www-form-urlencoded'
       headers['content-length'] = Buffer.byteLength(form)
