@@ -62,7 +62,7 @@ export class BusTransport {
   /** Publishes `text` through the cache's connection (bounded by its timeout and breaker); resolves once answered. */
   publish(text: string): Promise<unknown> {
     const channel = this.#channel
-    return this.#connection.run('publish', (c) => (this.#sharded ? c.spublish(channel, text) : c.publish(channel, text)))
+    return this.#connection.run('publish', (c) => (this.#sharded ? c.spublish(channel, text) : c.publish(channel, text)), false, this.#sharded ? channel : undefined)
   }
 
   /** Closes the subscription's own connection. */
