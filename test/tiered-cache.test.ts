@@ -10,7 +10,8 @@ import {
   createCache,
   runInRequestScope,
 } from '../src/index.ts'
-import { RedisServer, patientRedis } from './support/redis-server.ts'
+import { patientRedis } from './support/redis-server.ts'
+import { TOPOLOGIES, startRedis } from './support/redis-topology.ts'
 
 /** A cache whose clock the test moves. */
 interface Harness {
@@ -477,26 +478,28 @@ contract(
   async () => {},
 )
 
-const redis = await RedisServer.start()
-contract(
-  'redis',
-  async (options) => {
-    const clock = { now: 1_700_000_000_000 }
-    const perf = { now: 0 }
-    const common = {
-      prefix: `t${++prefixes}`,
-      redis: redis.url,
-      ...patientRedis, // outages are tested elsewhere
-      clock: () => clock.now,
-      perf: { now: () => perf.now },
-      logger: quietLogger,
-      ...options,
-    }
-    const cache = createCache(common)
-    // The peer plays another process: same Redis and prefix, its own (empty) L1.
-    const peer = createCache(common)
-    await Promise.all([cache.ready(), peer.ready()])
-    return { cache, clock, perf, peer }
-  },
-  () => redis.stop(),
-)
+for (const topology of TOPOLOGIES) {
+  const redis = await startRedis(topology)
+  contract(
+    `redis :: ${topology}`,
+    async (options) => {
+      const clock = { now: 1_700_000_000_000 }
+      const perf = { now: 0 }
+      const common = {
+        prefix: `t${++prefixes}`,
+        ...patientRedis, // outages are tested elsewhere
+        clock: () => clock.now,
+        perf: { now: () => perf.now },
+        logger: quietLogger,
+        ...options,
+      }
+      const cache = createCache({ redis: redis.cacheRedisOption(), ...common })
+      // The peer plays another process: same Redis and prefix, its own (empty) L1. On a Cluster it opens its own
+      // client from the seed URLs, so both ways of giving a Cluster are under the contract.
+      const peer = createCache({ redis: topology === 'cluster' ? redis.urls : redis.cacheRedisOption(), ...common })
+      await Promise.all([cache.ready(), peer.ready()])
+      return { cache, clock, perf, peer }
+    },
+    () => redis.stop(),
+  )
+}
