@@ -56,6 +56,10 @@ export class BusTransport {
     // Subscribe on every 'ready' (the first connection and each reconnection): only once the subscription is in place
     // is the bus listening.
     this.#subscriber.on('ready', () => this.#subscribe())
+    // A Cluster's client is 'ready' once: when a master fails over, ioredis replaces that shard's subscriber
+    // ('-subscriber'), subscribes again on its own and says so only with 'subscribersReady'. Subscribing then, with a
+    // handler, is how the bus learns it listens again (and, through its gap detection, that it may have missed some).
+    this.#subscriber.on('subscribersReady', () => this.#subscribe())
     if (this.#subscriber.status === 'ready') this.#subscribe()
   }
 
