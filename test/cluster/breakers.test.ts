@@ -5,6 +5,7 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { type TieredCache, createCache } from '../../src/index.ts'
+import { eventually } from '../support/redis-server.ts'
 import { TOPOLOGIES, type TestRedis, startRedis } from '../support/redis-topology.ts'
 
 if (TOPOLOGIES.includes('cluster')) {
@@ -31,6 +32,32 @@ if (TOPOLOGIES.includes('cluster')) {
     await cache.ready()
     return cache
   }
+
+  errors('seed URLs: fragcache opens a Cluster of its own and closes every connection of it on close()', async () => {
+    const cluster = redis.cluster as NonNullable<TestRedis['cluster']>
+    const connected = async (): Promise<number[]> =>
+      Promise.all(
+        (await cluster.currentMasters()).map(async (master) => {
+          const client = cluster.nodeClient(master)
+          try {
+            return Number(/connected_clients:(\d+)/.exec(await client.info('clients'))?.[1])
+          } finally {
+            client.disconnect()
+          }
+        }),
+      )
+    const before = await connected()
+    const cache = createCache({ prefix: 'seeds', redis: redis.urls, logger: { warn: () => {}, error: () => {} } })
+    await cache.ready()
+    await cache.set('k', 'v')
+    assert.is(await cache.get('k'), 'v')
+    const open = await connected()
+    const total = (counts: number[]): number => counts.reduce((a, b) => a + b, 0)
+    // ioredis connects to a node when it first sends it something: not necessarily to every master.
+    assert.ok(total(open) > total(before), `connections per master: ${before.join(', ')} before, ${open.join(', ')} open`)
+    await cache.close()
+    await eventually(async () => (await connected()).every((count, i) => count <= (before[i] as number)), 5000, 'every connection fragcache opened to be closed')
+  })
 
   errors('reply errors (WRONGTYPE) are logged with their command, counted apart, and never open a breaker', async () => {
     const logged: string[] = []
