@@ -9,10 +9,11 @@ import { describe } from './errors.ts'
 import { KeyBuilder } from './keys.ts'
 import { KeyLocks } from './lock.ts'
 import type { ResolvedCacheOptions } from './options.ts'
+import type { RedisTarget } from './redis-option.ts'
 import type { CacheStats } from './stats.ts'
 import { TierStack } from './tier-stack.ts'
 import { MemoryTier } from './tiers/memory.ts'
-import { type RedisClient, RedisConnection, openRedis } from './tiers/redis-client.ts'
+import { type RedisClient, RedisConnection, openCluster, openRedis } from './tiers/redis-client.ts'
 import { RedisTier } from './tiers/redis.ts'
 import { DataVersions } from './versions.ts'
 
@@ -57,7 +58,7 @@ export function assembleCache(o: ResolvedCacheOptions, stats: CacheStats, invali
     },
   })
     const busHealthy = (): boolean => bus?.healthy ?? true
-  const redisDown = (): boolean => connection?.isDown ?? false
+  const redisDown = (key?: string): boolean => (connection === undefined ? false : key === undefined ? connection.isDown : connection.isDownFor(key))
   versions = new DataVersions({
     keys,
     redis: connection,
@@ -100,10 +101,11 @@ export function assembleCache(o: ResolvedCacheOptions, stats: CacheStats, invali
 }
 
 /** The Redis side: the connection (owned when fragcache opened it), L2 and the bus, reporting to `stats` and the logger. */
-function connectRedis(o: ResolvedCacheOptions, redis: string | RedisClient, stats: CacheStats) {
-  const client: RedisClient = typeof redis === 'string' ? openRedis(redis, o.redisTimeoutMs) : redis
+function connectRedis(o: ResolvedCacheOptions, redis: RedisTarget, stats: CacheStats) {
+  const client: RedisClient =
+    typeof redis === 'string' ? openRedis(redis, o.redisTimeoutMs) : 'seeds' in redis ? openCluster(redis.seeds, o.redisTimeoutMs) : redis
   const connection = new RedisConnection(client, {
-    owned: typeof redis === 'string',
+    owned: typeof redis === 'string' || 'seeds' in redis,
     timeoutMs: o.redisTimeoutMs,
     connectTimeoutMs: o.connectTimeoutMs,
     breaker: o.redisBreaker,

@@ -56,13 +56,17 @@ export class BusTransport {
     // Subscribe on every 'ready' (the first connection and each reconnection): only once the subscription is in place
     // is the bus listening.
     this.#subscriber.on('ready', () => this.#subscribe())
+    // A Cluster's client is 'ready' once: when a master fails over, ioredis replaces that shard's subscriber
+    // ('-subscriber'), subscribes again on its own and says so only with 'subscribersReady'. Subscribing then, with a
+    // handler, is how the bus learns it listens again (and, through its gap detection, that it may have missed some).
+    this.#subscriber.on('subscribersReady', () => this.#subscribe())
     if (this.#subscriber.status === 'ready') this.#subscribe()
   }
 
   /** Publishes `text` through the cache's connection (bounded by its timeout and breaker); resolves once answered. */
   publish(text: string): Promise<unknown> {
     const channel = this.#channel
-    return this.#connection.run('publish', (c) => (this.#sharded ? c.spublish(channel, text) : c.publish(channel, text)))
+    return this.#connection.run('publish', (c) => (this.#sharded ? c.spublish(channel, text) : c.publish(channel, text)), false, this.#sharded ? channel : undefined)
   }
 
   /** Closes the subscription's own connection. */

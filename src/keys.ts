@@ -45,10 +45,16 @@ const MAX_NAMED = 10_000
  * keys.build('c', 'top_authors')                 // 'site:1:c:top_authors'
  * keys.build('frag', 'sidebar', ['en', 42])      // 'site:1:frag:sidebar#Qm9…'
  * keys.build('c', 'hello world')                 // 'site:1:c:hello_world#…'
+ * keys.build('ver', 'article:42')                // 'site:1:ver:{Ab3…}:article:42' (one Cluster slot per cache)
  * ```
  */
 export class KeyBuilder {
   readonly base: string
+  /**
+   * What version keys start with: the base, `ver:` and a Redis Cluster hash tag derived from the base, so every version
+   * key of this cache lands in one slot and the read and bump scripts stay one atomic call; other keys spread.
+   */
+  readonly #versionBase: string
   /** Keys of names without inputs already built, by namespace then name (bounded). */
   readonly #named: Record<KeyNamespace, Map<string, string>> = { c: new Map(), frag: new Map(), view: new Map(), ver: new Map(), lock: new Map() }
 
@@ -62,11 +68,13 @@ export class KeyBuilder {
       throw new InvalidArgumentError(`fragcache: version must be a non-negative integer; got ${String(version)}`)
     }
     this.base = `${prefix}:${version}:`
+    // A short hash, not the base itself: the tag counts toward the 250 bytes and the base may be 82 characters long.
+    this.#versionBase = `${this.base}ver:{${hash('sha1', this.base, 'base64url').slice(0, 10)}}:`
   }
 
   /** The prefix every key of this namespace starts with (for SCAN MATCH and invalidation by path). */
   namespaceBase(ns: KeyNamespace): string {
-    return `${this.base}${ns}:`
+    return ns === 'ver' ? this.#versionBase : `${this.base}${ns}:`
   }
 
   /**
@@ -91,9 +99,10 @@ export class KeyBuilder {
     if (typeof name !== 'string' || name.length === 0) {
       throw new InvalidArgumentError(`fragcache: a key must be a non-empty string; got ${describeValue(name)}`)
     }
-    if (inputs === undefined && name.length <= MAX_NAME && SAFE_PART.test(name)) return `${this.base}${ns}:${name}`
+    const base = this.namespaceBase(ns)
+    if (inputs === undefined && name.length <= MAX_NAME && base.length + name.length <= MAX_KEY_BYTES && SAFE_PART.test(name)) return `${base}${name}`
     const digest = stableHash(inputs === undefined ? [name] : [name, inputs])
-    return `${this.base}${ns}:${readablePart(name)}#${digest}`
+    return `${base}${readablePart(name)}#${digest}`
   }
 }
 

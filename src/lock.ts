@@ -70,7 +70,7 @@ export class KeyLocks {
     if (previous !== undefined) await previous
     const key = this.#keys.build('lock', fullKey)
     const token = `${this.#owner}:${++this.#next}`
-    const reply = await this.#connection.run('lock', this.#connection.script(ACQUIRE, [key], [token, ttlMs]))
+    const reply = await this.#connection.run('lock', this.#connection.script(ACQUIRE, [key], [token, ttlMs]), false, key)
     if (isUnavailable(reply)) return reply
     const ms = Number(reply)
     if (ms === -3) {
@@ -122,14 +122,14 @@ export class HeldLock {
     clearInterval(this.#renewal)
     const args = storable ? [this.#token, 'release', 0] : [this.#token, PASS, this.#ttlMs]
     try {
-      await this.#connection.run('unlock', this.#connection.script(RELEASE, [this.#key], args))
+      await this.#connection.run('unlock', this.#connection.script(RELEASE, [this.#key], args), false, this.#key)
     } finally {
       this.#released()
     }
   }
 
   async #renew(): Promise<void> {
-    const reply = await this.#connection.run('lock', this.#connection.script(RENEW, [this.#key], [this.#token, this.#ttlMs]))
+    const reply = await this.#connection.run('lock', this.#connection.script(RENEW, [this.#key], [this.#token, this.#ttlMs]), false, this.#key)
     // Lost (it expired while Redis was unreachable, and someone else took it): nothing to keep alive.
     if (!isUnavailable(reply) && Number(reply) === 0) clearInterval(this.#renewal)
   }

@@ -6,7 +6,7 @@ import { turnClock } from './turn-clock.ts'
 import { InvalidArgumentError } from './errors.ts'
 import type { BreakerOptions } from './tiers/breaker.ts'
 import type { MemoryTierOptions } from './tiers/memory.ts'
-import type { RedisClient } from './tiers/redis-client.ts'
+import { type RedisTarget, checkRedisOption } from './redis-option.ts'
 import { type Ttl, checkTtl } from './ttl.ts'
 
 /** What to do with a value computed for every visitor that read one visitor's private value (see `privateReads`). */
@@ -39,8 +39,12 @@ export interface CacheOptions {
   ttl?: Ttl
   /** Bounds of the in-process LRU. Default 10,000 entries and 64 MiB. */
   l1?: MemoryTierOptions
-  /** A Redis URL, or an ioredis `Redis`/`Cluster` you own (fragcache never closes it). Omitted: memory only. */
-  redis?: string | RedisClientLike | undefined
+  /**
+   * A Redis URL; a list of Redis Cluster seed URLs (fragcache opens its own ioredis `Cluster`, and closes it on
+   * `close()`); or an ioredis `Redis`/`Cluster` you own (fragcache never closes it; for a `Cluster` set the options the
+   * README's "Redis Cluster" section lists). Omitted: memory only.
+   */
+  redis?: string | readonly string[] | RedisClientLike | undefined
   /**
    * A slower Redis answer is a miss (default 50 ms). Measured on Redis, not on a busy event loop: time the process
    * spent blocked (a long synchronous render) is not counted against a call.
@@ -115,7 +119,7 @@ export interface ResolvedCacheOptions {
   version: number
   ttl: Ttl
   l1: MemoryTierOptions
-  redis: string | RedisClient | undefined
+  redis: RedisTarget | undefined
   redisTimeoutMs: number
   connectTimeoutMs: number
   redisBreaker: BreakerOptions
@@ -174,10 +178,7 @@ const defaultLogger: Logger = {
  */
 export function checkCacheOptions(options: CacheOptions): ResolvedCacheOptions {
   checkKnownOptions(options, KNOWN, undefined)
-  const redis = options.redis
-  if (redis !== undefined && typeof redis !== 'string' && (typeof redis !== 'object' || typeof redis.get !== 'function')) {
-    throw new InvalidArgumentError('fragcache: redis must be a redis:// URL or an ioredis Redis or Cluster instance')
-  }
+  const redis = checkRedisOption(options.redis)
   const l1 = options.l1 ?? {}
   positive(l1.max ?? 1, 'l1.max', true)
   positive(l1.maxBytes ?? 1, 'l1.maxBytes', true)
@@ -186,7 +187,7 @@ export function checkCacheOptions(options: CacheOptions): ResolvedCacheOptions {
     version: options.version ?? 1,
     ttl: options.ttl === undefined ? 300 : checkTtl(options.ttl, 'options'),
     l1,
-    redis: redis as string | RedisClient | undefined, // checked above
+    redis,
     redisTimeoutMs: positive(options.redisTimeoutMs ?? 50, 'redisTimeoutMs'),
     connectTimeoutMs: nonNegative(options.connectTimeoutMs ?? 1000, 'connectTimeoutMs'),
     redisBreaker: {

@@ -27,7 +27,7 @@ export interface TierStackParts {
   /** Whether other processes' invalidations are reaching this one now. */
   readonly busHealthy: () => boolean
   /** Whether Redis is down (the circuit is open): no bump can succeed anywhere, so L1 stays true. */
-  readonly redisDown: () => boolean
+  readonly redisDown: (key?: string) => boolean
   /**
    * Tells the other processes; resolves once Redis answered and, when `acknowledged`, once every live process applied
    * it (never rejects).
@@ -297,7 +297,7 @@ export class TierStack {
   #trustedL1(fullKey: string, now: number): Entry | undefined {
     const slot = this.l1.getSlot(fullKey, now)
     if (slot === undefined) return undefined
-    if (!this.#p.busHealthy() && now - slot.storedAt > this.#p.busDownTrustMs && !this.#p.redisDown()) return undefined
+    if (!this.#p.busHealthy() && now - slot.storedAt > this.#p.busDownTrustMs && !this.#p.redisDown(fullKey)) return undefined
     return slot.entry
   }
 

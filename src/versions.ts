@@ -85,7 +85,7 @@ export interface DataVersionsOptions {
   /** Whether the bus is delivering other processes' bumps right now. */
   busHealthy: () => boolean
   /** Whether Redis is down (the circuit is open): then no bump can succeed anywhere, and known versions stay true. */
-  redisDown: () => boolean
+  redisDown: (key?: string) => boolean
   /** Version keys that held what fragcache never writes were replaced (`count` of `keys`). */
   corrupt: (count: number, keys: readonly string[]) => void
   /** Tells the other processes which tags were bumped; resolves once Redis answered. */
@@ -170,7 +170,7 @@ export class DataVersions {
     let versions: number[]
     if (redis) {
       const keys = unique.map((tag) => this.#key(tag))
-      const bump = () => redis.run('versions.bump', redis.scriptInOrder(BUMP, keys, this.#scriptArgs()))
+      const bump = () => redis.run('versions.bump', redis.scriptInOrder(BUMP, keys, this.#scriptArgs()), false, keys[0])
       let reply = await bump()
       let maybeApplied = false
       // No answer to a bump that was sent: it may have happened. Bumping again is harmless (it only invalidates).
@@ -293,7 +293,7 @@ export class DataVersions {
     if (!redis) return this.#local.get(tag)
     const known = this.#known.get(tag)
     if (known === undefined) return undefined
-    if (this.#options.redisDown()) return known.version
+    if (this.#options.redisDown(this.#key(tag))) return known.version
     if (known.provisional) return undefined
     if (this.#options.busHealthy()) return known.version
     return this.#options.clock() - known.readAt <= this.#options.busDownTrustMs ? known.version : undefined
@@ -337,7 +337,7 @@ export class DataVersions {
     const generation = this.#generation
     const redis = this.#options.redis
     const keys = tags.map((tag) => this.#key(tag))
-    const reply = await redis.run('versions.read', redis.script(READ, keys, this.#scriptArgs()))
+    const reply = await redis.run('versions.read', redis.script(READ, keys, this.#scriptArgs()), false, keys[0])
     const read = isUnavailable(reply) ? reply : this.#versionsOf(reply as unknown[], keys)
     const now = this.#options.clock()
     tags.forEach((tag, i) => {

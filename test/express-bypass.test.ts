@@ -10,6 +10,7 @@ import { type PageCacheOptions, cachePage, requestScope } from '../src/express/i
 import { EXPRESS_QUERY_PIECES } from '../src/express/page-query.ts'
 import { patientRedis } from './support/redis-server.ts'
 import { suiteRedis } from './support/redis-suite.ts'
+import { TOPOLOGIES } from './support/redis-topology.ts'
 import { call, callWithHeaders, withServer } from './support/http.ts'
 
 type CacheState = 'HIT' | 'MISS' | 'BYPASS'
@@ -253,38 +254,35 @@ queries('query :: only the listed parameters are keyed; any other bypasses; igno
 queries.run()
 
 // ---------------------------------------------------------------------------------------------------------------
-const flood = suite('cachePage :: a flood of junk query strings, with Redis')
-// Patient: 200 requests at once on a busy machine must not turn a slow write into a page missing from Redis.
-const redis = suiteRedis(flood, patientRedis)
+for (const topology of TOPOLOGIES) {
+  const flood = suite(`cachePage :: a flood of junk query strings, with Redis :: ${topology}`)
+  // Patient: 200 requests at once on a busy machine must not turn a slow write into a page missing from Redis.
+  const redis = suiteRedis(flood, patientRedis, topology)
 
-/** The pages stored in Redis under `prefix`. */
-async function storedPages(prefix: string): Promise<number> {
-  const client = redis.server.client()
-  try {
-    return (await client.keys(`${prefix}:1:view:*`)).length
-  } finally {
-    client.disconnect()
+  /** The pages stored in Redis under `prefix`. */
+  async function storedPages(prefix: string): Promise<number> {
+    return (await redis.keys(`${prefix}:1:view:*`)).length
   }
+
+  flood('query :: N distinct junk query strings store N pages without an allow-list, none with one', async () => {
+    const junk = Array.from({ length: 200 }, (_, i) => `cb=${i}`)
+    for (const [prefix, options, stored] of [
+      ['open', {}, 200],
+      ['listed', { query: ['lang'] }, 1],
+    ] as const) {
+      const cache = await redis.cache(prefix)
+      const { app, renders } = pageApp(cache, options, inLanguage)
+      await withServer(app, async (base) => {
+        const replies = await Promise.all(junk.map((query) => call(`${base}/page?${query}`)))
+        assert.equal(new Set(replies.map((r) => `${r.status} ${r.body}`)), new Set(['200 <p>Hello</p>']))
+        assert.equal(new Set(replies.map((r) => r.cache)), new Set([stored === 1 ? 'BYPASS' : 'MISS']))
+        assert.is(renders.count, 200)
+        const plain = [await call(`${base}/page?lang=fr`), await call(`${base}/page?lang=fr`)]
+        assert.equal(plain.map((r) => `${r.cache} ${r.body}`), ['MISS <p>Bonjour</p>', 'HIT <p>Bonjour</p>'])
+      })
+      assert.is(await storedPages(prefix), stored === 1 ? 1 : 201, `${prefix}: pages stored in Redis`)
+    }
+  })
+
+  flood.run()
 }
-
-flood('query :: N distinct junk query strings store N pages without an allow-list, none with one', async () => {
-  const junk = Array.from({ length: 200 }, (_, i) => `cb=${i}`)
-  for (const [prefix, options, stored] of [
-    ['open', {}, 200],
-    ['listed', { query: ['lang'] }, 1],
-  ] as const) {
-    const cache = await redis.cache(prefix)
-    const { app, renders } = pageApp(cache, options, inLanguage)
-    await withServer(app, async (base) => {
-      const replies = await Promise.all(junk.map((query) => call(`${base}/page?${query}`)))
-      assert.equal(new Set(replies.map((r) => `${r.status} ${r.body}`)), new Set(['200 <p>Hello</p>']))
-      assert.equal(new Set(replies.map((r) => r.cache)), new Set([stored === 1 ? 'BYPASS' : 'MISS']))
-      assert.is(renders.count, 200)
-      const plain = [await call(`${base}/page?lang=fr`), await call(`${base}/page?lang=fr`)]
-      assert.equal(plain.map((r) => `${r.cache} ${r.body}`), ['MISS <p>Bonjour</p>', 'HIT <p>Bonjour</p>'])
-    })
-    assert.is(await storedPages(prefix), stored === 1 ? 1 : 201, `${prefix}: pages stored in Redis`)
-  }
-})
-
-flood.run()

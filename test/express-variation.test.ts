@@ -4,9 +4,11 @@ import * as assert from 'uvu/assert'
 import { type TieredCache, createCache, markPrivate } from '../src/index.ts'
 import { cachePage, requestScope } from '../src/express/index.ts'
 import { call, withServer } from './support/http.ts'
-import { RedisServer, patientRedis } from './support/redis-server.ts'
+import { patientRedis } from './support/redis-server.ts'
+import { TOPOLOGIES, type TestRedis, startRedis } from './support/redis-topology.ts'
 
-const server = await RedisServer.start()
+const redises: TestRedis[] = []
+for (const topology of TOPOLOGIES) redises.push(await startRedis(topology))
 const quiet = { warn: () => {}, error: () => {} }
 const open: TieredCache[] = []
 
@@ -35,12 +37,12 @@ function siteOn(cache: TieredCache) {
 const variation = suite('cachePage :: variation bubbles up to the page')
 variation.after(async () => {
   for (const cache of open) await cache.close()
-  await server.stop()
+  for (const redis of redises) await redis.stop()
 })
 
 for (const [name, make] of [
   ['memory', () => createCache({ logger: quiet })],
-  ['redis', () => createCache({ prefix: `pv${open.length}`, redis: server.url, ...patientRedis, logger: quiet })],
+  ...redises.map((redis) => [`redis :: ${redis.topology}`, () => createCache({ prefix: `pv${open.length}`, redis: redis.cacheRedisOption(), ...patientRedis, logger: quiet })] as const),
 ] as const) {
   variation(`${name} :: a page holding a per-user fragment is stored per user: Bob never gets Alice's page, a guest neither`, async () => {
     const cache = make()

@@ -6,6 +6,7 @@ import { type TieredCache, createCache, tryGetRequestScope } from '../src/index.
 import { cachePage, cacheSite, invalidatePath, requestScope } from '../src/express/index.ts'
 import { eventually } from './support/redis-server.ts'
 import { suiteRedis } from './support/redis-suite.ts'
+import { TOPOLOGIES } from './support/redis-topology.ts'
 import { thrownMessage } from './support/assertions.ts'
 import { type Reply, call, callWithHost, withServer } from './support/http.ts'
 
@@ -906,45 +907,48 @@ invalidateSuite('prefix :: validated', async () => {
 invalidateSuite.run()
 
 // ---------------------------------------------------------------------------------------------------------------
-const redisSuite = suite('cachePage with Redis')
-const redis = suiteRedis(redisSuite)
+for (const topology of TOPOLOGIES) {
+  const redisSuite = suite(`cachePage with Redis :: ${topology}`)
+  const redis = suiteRedis(redisSuite, {}, topology)
 
-redisSuite('cross-process :: invalidatePath from another cache instance clears the pages of this one', async () => {
-  const web = await redis.cache('xp')
-  const worker = await redis.cache('xp')
-  const { app } = pathApp(web)
-  await withServer(app, async (base) => {
-    for (const path of ['/t/5/bracket', '/t/6/bracket']) await call(`${base}${path}`)
-    assert.is((await call(`${base}/t/5/bracket`)).cache, 'HIT')
-    await invalidatePath(worker, '/t/5/')
-    await eventually(async () => (await call(`${base}/t/5/bracket`)).cache === 'MISS', 5000, 'the page to be invalidated')
-    assert.is((await call(`${base}/t/6/bracket`)).cache, 'HIT')
-    // the page stored by one process is served by the other (behind one address, as a load balancer sends it)
-    const { app: otherApp } = pathApp(worker)
-    await withServer(otherApp, async (otherBase) => {
-      const shared = await callWithHost(`${otherBase}/t/6/bracket`, new URL(base).host)
-      assert.equal([shared.cache, shared.body], ['HIT', '/t/6/bracket #1'])
+  redisSuite('cross-process :: invalidatePath from another cache instance clears the pages of this one', async () => {
+    const web = await redis.cache('xp')
+    const worker = await redis.cache('xp')
+    const { app } = pathApp(web)
+    await withServer(app, async (base) => {
+      for (const path of ['/t/5/bracket', '/t/6/bracket']) await call(`${base}${path}`)
+      assert.is((await call(`${base}/t/5/bracket`)).cache, 'HIT')
+      await invalidatePath(worker, '/t/5/')
+      await eventually(async () => (await call(`${base}/t/5/bracket`)).cache === 'MISS', 5000, 'the page to be invalidated')
+      assert.is((await call(`${base}/t/6/bracket`)).cache, 'HIT')
+      // the page stored by one process is served by the other (behind one address, as a load balancer sends it)
+      const { app: otherApp } = pathApp(worker)
+      await withServer(otherApp, async (otherBase) => {
+        const shared = await callWithHost(`${otherBase}/t/6/bracket`, new URL(base).host)
+        assert.equal([shared.cache, shared.body], ['HIT', '/t/6/bracket #1'])
+      })
     })
   })
-})
 
-redisSuite('single flight :: 200 concurrent identical requests run the handler once (with Redis)', async () => {
-  assertRenderedOnce(await crowd(await redis.cache('crowd'), 200))
-})
-
-redisSuite('outage :: pages still render when Redis stops', async () => {
-  const cache = await redis.cache('outage')
-  const { app } = pathApp(cache)
-  await withServer(app, async (base) => {
-    assert.is((await call(`${base}/down/1`)).cache, 'MISS')
-    await redis.server.stop()
-    const cached = await call(`${base}/down/1`)
-    assert.equal([cached.status, cached.body], [200, '/down/1 #1'])
-    const fresh = await call(`${base}/down/2`)
-    assert.equal([fresh.status, fresh.body], [200, '/down/2 #1'])
-    const again = await call(`${base}/down/2`)
-    assert.is(again.status, 200)
+  redisSuite('single flight :: 200 concurrent identical requests run the handler once (with Redis)', async () => {
+    assertRenderedOnce(await crowd(await redis.cache('crowd'), 200))
   })
-})
 
-redisSuite.run()
+  // A Cluster's outage is a failover: test/cluster/failover.test.ts.
+  if (topology === 'single') redisSuite('outage :: pages still render when Redis stops', async () => {
+    const cache = await redis.cache('outage')
+    const { app } = pathApp(cache)
+    await withServer(app, async (base) => {
+      assert.is((await call(`${base}/down/1`)).cache, 'MISS')
+      await redis.server.stop()
+      const cached = await call(`${base}/down/1`)
+      assert.equal([cached.status, cached.body], [200, '/down/1 #1'])
+      const fresh = await call(`${base}/down/2`)
+      assert.equal([fresh.status, fresh.body], [200, '/down/2 #1'])
+      const again = await call(`${base}/down/2`)
+      assert.is(again.status, 200)
+    })
+  })
+
+  redisSuite.run()
+}

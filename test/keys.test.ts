@@ -1,6 +1,7 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { KeyBuilder, MAX_KEY_BYTES, encodeStable, stableHash } from '../src/keys.ts'
+import { slotOf } from './support/cluster-slots.ts'
 
 const SAFE_KEY = /^[\x21-\x7e]+$/
 
@@ -71,6 +72,23 @@ build('rejects bad prefixes, versions and names with exact messages', () => {
   const keys = new KeyBuilder('site', 1)
   assert.throws(() => keys.build('c', ''), /a key must be a non-empty string; got ""/)
   assert.throws(() => keys.build('c', 42 as unknown as string), /a key must be a non-empty string; got 42/)
+})
+
+build('version keys of one cache share one Cluster slot, other keys spread, and stay within 250 bytes', () => {
+  const keys = new KeyBuilder('site', 1)
+  const tags = ['article:1', 'article:2', 'path:/', 'path:/articles/', 'user:7', 'x'.repeat(300)]
+  const versionSlots = new Set(tags.map((tag) => slotOf(keys.build('ver', tag))))
+  assert.is(versionSlots.size, 1)
+  assert.ok(new Set(tags.map((tag) => slotOf(keys.build('c', tag)))).size > 1)
+  assert.match(keys.build('ver', 'article:1'), /^site:1:ver:\{[\w-]{10}\}:article:1$/)
+  // Another cache (prefix or version) has its own tag, so two caches do not crowd one slot.
+  assert.is.not(slotOf(new KeyBuilder('site', 2).build('ver', 'a')), slotOf(keys.build('ver', 'a')))
+  const long = new KeyBuilder('a-rather-long-prefix-for-a-shared-redis_instance.production', 123456789)
+  for (const tag of ['t'.repeat(160), 'ünï 🚀', 'y'.repeat(5000)]) {
+    const key = long.build('ver', tag)
+    assert.ok(Buffer.byteLength(key) <= MAX_KEY_BYTES, `${key.length} bytes`)
+    assert.ok(SAFE_KEY.test(key), `unsafe character in ${key}`)
+  }
 })
 
 build.run()

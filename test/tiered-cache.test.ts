@@ -10,7 +10,8 @@ import {
   createCache,
   runInRequestScope,
 } from '../src/index.ts'
-import { RedisServer, patientRedis } from './support/redis-server.ts'
+import { patientRedis } from './support/redis-server.ts'
+import { TOPOLOGIES, startRedis } from './support/redis-topology.ts'
 
 /** A cache whose clock the test moves. */
 interface Harness {
@@ -413,7 +414,13 @@ function contract(name: string, make: MakeHarness, after: () => Promise<void>): 
       [{ redisTimeoutMs: 0 }, 'fragcache: redisTimeoutMs must be a positive number; got 0'],
       [{ l1: { max: 1.5 } }, 'fragcache: l1.max must be a positive integer; got 1.5'],
       [{ prefix: 'a b' }, 'fragcache: prefix must be 1 to 64 characters of letters, digits, "_", "." or "-"; got "a b"'],
-      [{ redis: 42 as unknown as string }, 'fragcache: redis must be a redis:// URL or an ioredis Redis or Cluster instance'],
+      [{ redis: 42 as unknown as string }, 'fragcache: redis must be a redis:// URL, a list of Redis Cluster seed URLs or an ioredis Redis or Cluster instance; got 42'],
+      [{ redis: [] }, 'fragcache: redis: a list of Cluster seed URLs must not be empty'],
+      [{ redis: ['redis://127.0.0.1:7000', 7001 as unknown as string] }, 'fragcache: redis: seed 1 must be a redis:// or rediss:// URL with a host (not a string); got 7001'],
+      [{ redis: ['127.0.0.1 7000'] }, 'fragcache: redis: seed 0 must be a redis:// or rediss:// URL with a host (not a URL); got "127.0.0.1 7000"'],
+      [{ redis: ['http://h:7000'] }, 'fragcache: redis: seed 0 must be a redis:// or rediss:// URL with a host (scheme http:); got "http://h:7000"'],
+      [{ redis: ['redis://h:7000/2'] }, 'fragcache: redis: seed 0 names database 2; a Redis Cluster has only database 0; got "redis://h:7000/2"'],
+      [{ redis: ['redis://h:7000', 'rediss://h:7001'] }, 'fragcache: redis: seed 1 (rediss://h:7001) differs from seed 0 in its scheme or credentials; every node of a Cluster is opened the same way'],
     ]
     for (const [options, message] of bad) {
       try {
@@ -471,26 +478,28 @@ contract(
   async () => {},
 )
 
-const redis = await RedisServer.start()
-contract(
-  'redis',
-  async (options) => {
-    const clock = { now: 1_700_000_000_000 }
-    const perf = { now: 0 }
-    const common = {
-      prefix: `t${++prefixes}`,
-      redis: redis.url,
-      ...patientRedis, // outages are tested elsewhere
-      clock: () => clock.now,
-      perf: { now: () => perf.now },
-      logger: quietLogger,
-      ...options,
-    }
-    const cache = createCache(common)
-    // The peer plays another process: same Redis and prefix, its own (empty) L1.
-    const peer = createCache(common)
-    await Promise.all([cache.ready(), peer.ready()])
-    return { cache, clock, perf, peer }
-  },
-  () => redis.stop(),
-)
+for (const topology of TOPOLOGIES) {
+  const redis = await startRedis(topology)
+  contract(
+    `redis :: ${topology}`,
+    async (options) => {
+      const clock = { now: 1_700_000_000_000 }
+      const perf = { now: 0 }
+      const common = {
+        prefix: `t${++prefixes}`,
+        ...patientRedis, // outages are tested elsewhere
+        clock: () => clock.now,
+        perf: { now: () => perf.now },
+        logger: quietLogger,
+        ...options,
+      }
+      const cache = createCache({ redis: redis.cacheRedisOption(), ...common })
+      // The peer plays another process: same Redis and prefix, its own (empty) L1. On a Cluster it opens its own
+      // client from the seed URLs, so both ways of giving a Cluster are under the contract.
+      const peer = createCache({ redis: topology === 'cluster' ? redis.urls : redis.cacheRedisOption(), ...common })
+      await Promise.all([cache.ready(), peer.ready()])
+      return { cache, clock, perf, peer }
+    },
+    () => redis.stop(),
+  )
+}

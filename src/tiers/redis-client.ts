@@ -5,9 +5,10 @@
  */
 import { createHash } from 'node:crypto'
 import { createRequire } from 'node:module'
-import type { Cluster, Redis } from 'ioredis'
+import type { Cluster, ClusterOptions, Redis } from 'ioredis'
 import { InvalidArgumentError, NotReadyError, describe } from '../errors.ts'
 import { type BreakerOptions, CircuitBreaker } from './breaker.ts'
+import { ClusterBreakers } from './cluster-breakers.ts'
 import { Deadlines, type PendingCall } from './deadlines.ts'
 
 /** A Redis connection fragcache can use: an ioredis `Redis` or `Cluster`. */
@@ -89,13 +90,58 @@ export class LuaScript {
  * ```
  */
 export function openRedis(url: string, timeoutMs: number): Redis {
-  const client = new (loadRedis())(url, {
+  const client = new (loadIoredis().Redis)(url, {
     enableOfflineQueue: false,
     enableAutoPipelining: true,
     maxRetriesPerRequest: 0,
     connectTimeout: Math.max(1000, timeoutMs * 10),
     retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 2000),
   })
+  client.on('error', () => {}) // outages are reported once, by the connection's events
+  return client
+}
+
+/** One node of a Cluster to connect to first, from a seed URL (see `options.ts`). */
+export interface ClusterSeed {
+  readonly host: string
+  readonly port: number
+  readonly username?: string | undefined
+  readonly password?: string | undefined
+  readonly tls: boolean
+}
+
+/**
+ * Opens the ioredis `Cluster` fragcache owns for a list of seed nodes, with the choices a user passing their own
+ * Cluster should make too (README, "Redis Cluster"):
+ * - no offline queue, auto-pipelining and no per-request retries, as for a single Redis;
+ * - `slotsRefreshInterval: 1000`: ioredis ships no periodic refresh, and a frozen master (which never answers MOVED)
+ *   kept its slots in the client's map for as long as it stayed frozen;
+ * - `scaleReads: 'master'`: a replica lags, and a read there could miss this process's own write.
+ * @example
+ * ```ts
+ * const cluster = openCluster([{ host: '127.0.0.1', port: 7000, tls: false }], 50)
+ * ```
+ */
+export function openCluster(seeds: readonly ClusterSeed[], timeoutMs: number): Cluster {
+  const first = seeds[0]
+  const options: ClusterOptions = {
+    enableOfflineQueue: false,
+    enableAutoPipelining: true,
+    slotsRefreshInterval: 1000,
+    scaleReads: 'master',
+    clusterRetryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 2000),
+    redisOptions: {
+      maxRetriesPerRequest: 0,
+      connectTimeout: Math.max(1000, timeoutMs * 10),
+      ...(first?.username === undefined ? {} : { username: first.username }),
+      ...(first?.password === undefined ? {} : { password: first.password }),
+      ...(first?.tls ? { tls: {} } : {}),
+    },
+  }
+  const client = new (loadIoredis().Cluster)(
+    seeds.map(({ host, port }) => ({ host, port })),
+    options,
+  )
   client.on('error', () => {}) // outages are reported once, by the connection's events
   return client
 }
@@ -114,7 +160,10 @@ export class RedisConnection {
   readonly client: RedisClient
   readonly isCluster: boolean
   readonly #owned: boolean
+  /** The breaker of a single Redis, and of a Cluster's calls that name no key (a scan of one master). */
   readonly #breaker: CircuitBreaker
+  /** On a Cluster, one breaker per master: a call naming a key goes through its master's. */
+  readonly #masters: ClusterBreakers | undefined
   readonly #events: RedisEvents
   readonly #deadlines: Deadlines
   readonly #bulkDeadlines: Deadlines
@@ -129,26 +178,40 @@ export class RedisConnection {
     this.#deadlines = new Deadlines(options.timeoutMs, options.perf)
     this.#bulkDeadlines = new Deadlines(BULK_TIMEOUT_MS, options.perf)
     this.isCluster = 'nodes' in client && typeof client.nodes === 'function'
+    this.#masters = this.isCluster ? new ClusterBreakers(client as Cluster, { ...options.breaker, perf: options.perf }) : undefined
     if (client.status !== 'ready') this.#starting = firstConnection(client, options.connectTimeoutMs).then(() => (this.#starting = undefined))
   }
 
-  /** True while the circuit is open (Redis is treated as down). */
+  /** True while the circuit is open (Redis is treated as down); on a Cluster, while any master's is. */
   get isDown(): boolean {
-    return this.#breaker.isOpen
+    return this.#breaker.isOpen || (this.#masters?.anyOpen ?? false)
+  }
+
+  /** True while calls for `key` are refused: the circuit of its master is open (on a single Redis, the one circuit). */
+  isDownFor(key: string): boolean {
+    return this.#breakerFor(key).isOpen
+  }
+
+  #breakerFor(routeKey: string | undefined): CircuitBreaker {
+    return routeKey === undefined || this.#masters === undefined ? this.#breaker : this.#masters.forKey(routeKey)
   }
 
   /**
    * Runs one Redis call under the timeout and the breaker. Resolves to its reply, or to {@link Unavailable} when it was
    * refused, failed, timed out or was answered with an error; never rejects. Before the client has connected for the
    * first time, the call waits for that (up to `connectTimeoutMs`) instead of failing.
+   *
+   * `routeKey` is a key the call touches (all of them in its slot): on a Cluster the call goes through the breaker of
+   * the master serving it, so a dead master refuses only its slots. Without one, the connection's own breaker.
    */
-  run<T>(operation: string, call: (client: RedisClient) => Promise<T>, bulk = false): Promise<T | Unavailable> {
-    if (this.#starting !== undefined) return this.#starting.then(() => this.run(operation, call, bulk))
-    if (!this.#breaker.allow()) return Promise.resolve(new Unavailable(new Error('Redis is unavailable (the circuit is open)')))
+  run<T>(operation: string, call: (client: RedisClient) => Promise<T>, bulk = false, routeKey?: string): Promise<T | Unavailable> {
+    if (this.#starting !== undefined) return this.#starting.then(() => this.run(operation, call, bulk, routeKey))
+    const breaker = this.#breakerFor(routeKey)
+    if (!breaker.allow()) return Promise.resolve(new Unavailable(new Error('Redis is unavailable (the circuit is open)')))
     if (DOWN_STATUSES.has(this.client.status)) {
       // Not connected: fail at once rather than queue or wait (the client reconnects on its own).
       const error = new Error(`the connection is ${this.client.status}`)
-      this.#events.failed(operation, error, this.#breaker.failure(), false)
+      this.#events.failed(operation, error, breaker.failure(), false)
       return Promise.resolve(new Unavailable(error))
     }
     const deadlines = bulk ? this.#bulkDeadlines : this.#deadlines
@@ -159,7 +222,7 @@ export class RedisConnection {
         settled: false,
         timedOut: () => {
           const error = new Error(`no answer within ${deadlines.timeoutMs} ms`)
-          this.#events.failed(operation, error, this.#breaker.failure(), true)
+          this.#events.failed(operation, error, breaker.failure(), true)
           resolve(new Unavailable(error, true))
         },
         previous: undefined,
@@ -167,19 +230,19 @@ export class RedisConnection {
       }
       const answered = (value: T): void => {
         if (!deadlines.settle(pending)) return
-        if (this.#breaker.success()) this.#events.recovered()
+        if (breaker.success()) this.#events.recovered()
         resolve(value)
       }
       const failed = (error: unknown): void => {
         if (!deadlines.settle(pending)) return
         if (isReplyError(error)) {
-          // Redis is up and said no: not an outage.
-          if (this.#breaker.success()) this.#events.recovered()
+          // Redis is up and said no: not an outage, and not a reason to stop calling it.
+          if (breaker.success()) this.#events.recovered()
           this.#events.replyError(operation, error)
           resolve(new Unavailable(error))
           return
         }
-        this.#events.failed(operation, error, this.#breaker.failure(), false)
+        this.#events.failed(operation, error, breaker.failure(), false)
         resolve(new Unavailable(error, true))
       }
       deadlines.add(pending)
@@ -264,13 +327,25 @@ function firstConnection(client: RedisClient, timeoutMs: number): Promise<void> 
   })
 }
 
+/**
+ * Loads a package the way fragcache's own modules would import it, for what only some users need (ioredis, an optional
+ * peer; cluster-key-slot, only on a Cluster).
+ * @example
+ * ```ts
+ * const { Cluster } = requireFromFragcache('ioredis') as typeof import('ioredis')
+ * ```
+ */
+export function requireFromFragcache(name: string): unknown {
+  // The CommonJS build has no import.meta: build/compile-commonjs.ts rewrites this one line (tsc is told to let it be).
+  // @ts-ignore TS1343 in the CommonJS compile only
+  const moduleUrl: string = import.meta.url
+  return createRequire(moduleUrl)(name)
+}
+
 /** ioredis is an optional peer: loaded only when a Redis URL is given, so memory-only users need not install it. */
-function loadRedis(): typeof Redis {
+function loadIoredis(): { Redis: typeof Redis; Cluster: typeof Cluster } {
   try {
-    // The CommonJS build has no import.meta: build/compile-commonjs.ts rewrites this one line (tsc is told to let it be).
-    // @ts-ignore TS1343 in the CommonJS compile only
-    const moduleUrl: string = import.meta.url
-    return (createRequire(moduleUrl)('ioredis') as { Redis: typeof Redis }).Redis
+    return requireFromFragcache('ioredis') as { Redis: typeof Redis; Cluster: typeof Cluster }
   } catch (error) {
     throw new InvalidArgumentError(`fragcache: a Redis URL was given but ioredis is not installed (npm install ioredis): ${describe(error)}`, {
       cause: error,

@@ -5,6 +5,7 @@
 import type { Cluster, Redis } from 'ioredis'
 import type { Entry } from '../entry.ts'
 import { type BULK_TIMEOUT_MS, type RedisConnection, Unavailable, isUnavailable } from './redis-client.ts'
+import { groupBySlot } from './cluster-slots.ts'
 import { ADD, INCR, TOUCH, decodeEntry, encodeEntry, pxFor } from './redis-format.ts'
 
 /** An entry to write, with its payload (a string as it is, anything else as JSON). */
@@ -35,76 +36,122 @@ export class RedisTier {
 
   get(key: string): Promise<Entry | undefined | Unavailable> {
     return this.connection
-      .run('get', (c) => c.getBuffer(key))
+      .run('get', (c) => c.getBuffer(key), false, key)
       .then((raw) => (isUnavailable(raw) ? raw : raw === null ? undefined : this.#decode(key, raw)))
   }
 
-  /** Reads many keys in one round trip (MGET; per-key GETs pipelined together on a cluster). */
-  async getMany(keys: readonly string[]): Promise<(Entry | undefined)[] | Unavailable> {
+  /**
+   * Reads many keys in one round trip: one MGET, or on a Cluster one MGET per slot, all sent at once (ioredis pipelines
+   * those of one node together), each through its master's breaker: a dead master's keys are {@link Unavailable}, the
+   * others are read.
+   */
+  async getMany(keys: readonly string[]): Promise<(Entry | undefined | Unavailable)[] | Unavailable> {
     if (keys.length === 0) return []
-    const raws = await this.connection.run('getMany', (c) =>
-      this.connection.isCluster ? Promise.all(keys.map((k) => c.getBuffer(k))) : c.mgetBuffer(...keys),
+    if (!this.connection.isCluster) {
+      const raws = await this.connection.run('getMany', (c) => c.mgetBuffer(...keys))
+      return isUnavailable(raws) ? raws : raws.map((raw, i) => this.#decodeRaw(keys[i] as string, raw))
+    }
+    const read: (Entry | undefined | Unavailable)[] = Array.from({ length: keys.length })
+    await Promise.all(
+      [...groupBySlot(keys)].map(async ([, positions]) => {
+        const slotKeys = positions.map((i) => keys[i] as string)
+        const first = slotKeys[0] as string
+        const raws = await this.connection.run(
+          'getMany',
+          (c) => (slotKeys.length === 1 ? c.getBuffer(first).then((raw) => [raw]) : c.mgetBuffer(...slotKeys)),
+          false,
+          first,
+        )
+        positions.forEach((position, j) => {
+          read[position] = isUnavailable(raws) ? raws : this.#decodeRaw(slotKeys[j] as string, raws[j] ?? null)
+        })
+      }),
     )
-    if (isUnavailable(raws)) return raws
-    return raws.map((raw, i) => (raw === null ? undefined : this.#decode(keys[i] as string, raw)))
+    return read
   }
 
   async set(write: EntryWrite, now: number): Promise<true | Unavailable> {
     const raw = encodeEntry(write.entry, write.payload)
     const px = pxFor(write.entry.graceUntil, now)
-    const reply = await this.connection.run('set', (c) => (px === null ? c.set(write.key, raw) : c.set(write.key, raw, 'PX', px)))
+    const reply = await this.connection.run('set', (c) => (px === null ? c.set(write.key, raw) : c.set(write.key, raw, 'PX', px)), false, write.key)
     return isUnavailable(reply) ? reply : true
   }
 
-  /** Writes many entries in one round trip. */
-  setMany(writes: readonly EntryWrite[], now: number): Promise<true | Unavailable> {
-    if (writes.length === 0) return Promise.resolve(true)
-    return this.connection.run('setMany', async (c) => {
-      const pipeline = c.pipeline()
-      for (const { key, entry, payload } of writes) {
-        const px = pxFor(entry.graceUntil, now)
-        if (px === null) pipeline.set(key, encodeEntry(entry, payload))
-        else pipeline.set(key, encodeEntry(entry, payload), 'PX', px)
-      }
-      const results = await pipeline.exec()
-      const failed = results?.find(([err]) => err)
-      if (failed?.[0]) throw failed[0]
-      return true as const
-    })
+  /**
+   * Writes many entries in one round trip: one pipeline, or on a Cluster one per slot (a pipeline cannot span slots),
+   * all sent at once, each through its master's breaker. True when any was written (the caller then tells the other
+   * processes about all of them, which is always safe); {@link Unavailable} when none was.
+   */
+  async setMany(writes: readonly EntryWrite[], now: number): Promise<true | Unavailable> {
+    if (writes.length === 0) return true
+    if (!this.connection.isCluster) return this.#pipelineSet(writes, now, undefined)
+    const keys = writes.map((write) => write.key)
+    const results = await Promise.all([...groupBySlot(keys)].map(([, positions]) => this.#pipelineSet(positions.map((i) => writes[i] as EntryWrite), now, keys[positions[0] as number])))
+    return results.find((result) => !isUnavailable(result)) ?? (results[0] as Unavailable)
+  }
+
+  #pipelineSet(writes: readonly EntryWrite[], now: number, routeKey: string | undefined): Promise<true | Unavailable> {
+    return this.connection.run(
+      'setMany',
+      async (c) => {
+        const pipeline = c.pipeline()
+        for (const { key, entry, payload } of writes) {
+          const px = pxFor(entry.graceUntil, now)
+          if (px === null) pipeline.set(key, encodeEntry(entry, payload))
+          else pipeline.set(key, encodeEntry(entry, payload), 'PX', px)
+        }
+        const results = await pipeline.exec()
+        const failed = results?.find(([err]) => err)
+        if (failed?.[0]) throw failed[0]
+        return true as const
+      },
+      false,
+      routeKey,
+    )
   }
 
   /** Stores unless a fresh entry is there, by the cache's clock (`now`): true when stored. */
   async add(write: EntryWrite, now: number): Promise<boolean | Unavailable> {
     const px = pxFor(write.entry.graceUntil, now) ?? 0
-    const reply = await this.connection.run('add', this.connection.script(ADD, [write.key], [now, encodeEntry(write.entry, write.payload), px]))
+    const reply = await this.connection.run('add', this.connection.script(ADD, [write.key], [now, encodeEntry(write.entry, write.payload), px]), false, write.key)
     return isUnavailable(reply) ? reply : reply === 1
   }
 
+  /**
+   * Deletes keys: one UNLINK, or on a Cluster one per slot, all at once, each through its master's breaker. The number
+   * deleted where Redis answered; {@link Unavailable} when no node did.
+   */
   async delete(keys: readonly string[]): Promise<number | Unavailable> {
     if (keys.length === 0) return 0
     if (!this.connection.isCluster) return this.connection.run('delete', (c) => c.unlink(...keys))
-    const counts = await this.connection.run('delete', (c) => Promise.all(keys.map((k) => c.unlink(k))))
-    return isUnavailable(counts) ? counts : counts.reduce((a, b) => a + b, 0)
+    const counts = await Promise.all(
+      [...groupBySlot(keys)].map(([, positions]) => {
+        const slotKeys = positions.map((i) => keys[i] as string)
+        return this.connection.run('delete', (c) => c.unlink(...slotKeys), false, slotKeys[0])
+      }),
+    )
+    const answered = counts.filter((count): count is number => !isUnavailable(count))
+    return answered.length === 0 ? (counts[0] as Unavailable) : answered.reduce((a, b) => a + b, 0)
   }
 
   /** Sets a new expiry on a fresh entry (by the cache's clock), in its envelope and in Redis. */
   async touch(key: string, expiresAt: number | null, now: number): Promise<boolean | Unavailable> {
     const args = [now, expiresAt ?? 0, expiresAt ?? 0, pxFor(expiresAt, now) ?? 0]
-    const reply = await this.connection.run('touch', this.connection.script(TOUCH, [key], args))
+    const reply = await this.connection.run('touch', this.connection.script(TOUCH, [key], args), false, key)
     return isUnavailable(reply) ? reply : reply === 1
   }
 
   /** Atomically adds `by` to a fresh integer entry (by the cache's clock), keeping its TTL. */
   async incr(key: string, by: number, now: number): Promise<number | 'missing' | 'nan' | Unavailable> {
-    const reply = await this.connection.run('incr', this.connection.script(INCR, [key], [now, by]))
+    const reply = await this.connection.run('incr', this.connection.script(INCR, [key], [now, by]), false, key)
     if (isUnavailable(reply)) return reply
     const [status, value] = reply as [string, string?]
     return status === 'ok' ? Number(value) : (status as 'missing' | 'nan')
   }
 
   /**
-   * Deletes every key starting with `prefix`, SCANning in batches (on every master of a cluster). An admin call, not
-   * a page's: each batch may take up to {@link BULK_TIMEOUT_MS}.
+   * Deletes every key starting with `prefix`, SCANning in batches (on every master of a cluster, deleting each batch
+   * with one UNLINK per slot). An admin call, not a page's: each batch may take up to {@link BULK_TIMEOUT_MS}.
    */
   async deleteByPrefix(prefix: string): Promise<true | Unavailable> {
     const pattern = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`
@@ -118,11 +165,17 @@ export class RedisTier {
         cursor = page[0]
         const keys = page[1]
         if (keys.length === 0) continue
-        const deleted = await this.connection.run('clear', () => node.unlink(...keys), true)
-        if (isUnavailable(deleted)) return deleted
+        const groups = this.connection.isCluster ? [...groupBySlot(keys).values()].map((positions) => positions.map((i) => keys[i] as string)) : [keys]
+        const deleted = await Promise.all(groups.map((slotKeys) => this.connection.run('clear', () => node.unlink(...slotKeys), true)))
+        const failed = deleted.find(isUnavailable)
+        if (failed !== undefined) return failed
       } while (cursor !== '0')
     }
     return true
+  }
+
+  #decodeRaw(key: string, raw: Buffer | null): Entry | undefined {
+    return raw === null ? undefined : this.#decode(key, raw)
   }
 
   #decode(key: string, raw: Buffer): Entry | undefined {
@@ -130,7 +183,7 @@ export class RedisTier {
     if (entry === 'corrupt') {
       this.#corrupt(key)
       // Heal: the next read is a plain miss, and the next compute stores a whole entry. (Deleting is always safe.)
-      void this.connection.run('heal', (c) => c.unlink(key))
+      void this.connection.run('heal', (c) => c.unlink(key), false, key)
     }
     return typeof entry === 'string' ? undefined : entry
   }

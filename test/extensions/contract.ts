@@ -14,6 +14,7 @@ import type { FragmentCache } from '../../src/fragments.ts'
 import { type CacheOptions, type TieredCache, TemplateTagError, createCache, markPrivate, runInRequestScope } from '../../src/index.ts'
 import { countingClient } from '../../bench/support/redis-counters.ts'
 import { RedisServer, patientRedis } from '../support/redis-server.ts'
+import type { TestRedis } from '../support/redis-topology.ts'
 
 /** An engine set up with the cache tag, as a scenario uses it. */
 export interface EngineUnderTest {
@@ -82,12 +83,17 @@ export function bodyRuns(): { probe: (name: string) => string; ran: () => Record
   }
 }
 
-/** Registers and runs the contract's suites for `adapter`; `server` is a Redis of the test file's own. */
-export function runEngineContract(adapter: EngineAdapter, server: RedisServer): void {
+/**
+ * Registers and runs the contract's suites for `adapter`; `server` is a Redis of the test file's own, `cluster` (when
+ * the run covers that topology) a Redis Cluster of its own: the fixtures and the cross-process test run on both.
+ */
+export function runEngineContract(adapter: EngineAdapter, server: RedisServer, cluster?: TestRedis): void {
   const opened: TieredCache[] = []
   let prefixes = 0
-  const redisCache = (url: string, prefix: string, extra: CacheOptions, ready = true): Make => async (options) => {
-    const cache = createCache({ prefix, redis: url, logger: quiet, earlyRefresh: 0, ...extra, ...options })
+  /** A cache maker on `target` (a URL, or a function giving a new Cluster client per cache). */
+  const redisCache = (target: string | (() => CacheOptions['redis']), prefix: string, extra: CacheOptions, ready = true): Make => async (options) => {
+    const redis = typeof target === 'string' ? target : target()
+    const cache = createCache({ prefix, redis, logger: quiet, earlyRefresh: 0, ...extra, ...options })
     opened.push(cache)
     if (ready) await cache.ready()
     return cache
@@ -96,6 +102,10 @@ export function runEngineContract(adapter: EngineAdapter, server: RedisServer): 
     ['memory', () => async (options) => createCache({ logger: quiet, earlyRefresh: 0, ...options })],
     ['redis', () => redisCache(server.url, `${adapter.engine}-contract-${++prefixes}`, patientRedis)],
   ]
+  if (cluster !== undefined) backends.push(['redis :: cluster', () => redisCache(() => cluster.cacheRedisOption(), `${adapter.engine}-contract-${++prefixes}`, patientRedis)])
+  /** The shared Redis of each topology this run covers. */
+  const shared: [string, string | (() => CacheOptions['redis'])][] = [['single', server.url]]
+  if (cluster !== undefined) shared.push(['cluster', () => cluster.cacheRedisOption()])
 
   async function harness(make: Make, engineOptions?: { views?: string; reload?: boolean }, cacheOptions: CacheOptions = {}): Promise<Harness> {
     const clock = { now: 1_700_000_000_000 }
@@ -431,8 +441,8 @@ export function runEngineContract(adapter: EngineAdapter, server: RedisServer): 
 
   const redis = suite(`${adapter.engine} :: contract :: Redis`)
 
-  redis('Redis :: a second process (its own L1) renders the page from Redis without running a body; a bump in one reaches the others', async () => {
-    const make = redisCache(server.url, `${adapter.engine}-shared-${++prefixes}`, patientRedis)
+  for (const [topology, target] of shared) redis(`Redis :: ${topology} :: a second process (its own L1) renders the page from Redis without running a body; a bump in one reaches the others`, async () => {
+    const make = redisCache(target, `${adapter.engine}-shared-${++prefixes}`, patientRedis)
     const first = await harness(make)
     assert.is(await first.render('page'), expected('page'))
     assert.equal(first.ran(), PAGE_BODIES)

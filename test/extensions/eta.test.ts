@@ -8,6 +8,7 @@ import { type EtaFragmentPlugin, deleteFragment, fragmentCache, fragmentDependen
 import { FragmentCache } from '../../src/fragments.ts'
 import { type TieredCache, TemplateTagError, UnsupportedEngineError, createCache, runInRequestScope } from '../../src/index.ts'
 import { RedisServer } from '../support/redis-server.ts'
+import { TOPOLOGIES, startRedis } from '../support/redis-topology.ts'
 import { expectedHtml, loadSite } from '../../fixtures/site.ts'
 import { type EngineAdapter, bodyRuns, runEngineContract } from './contract.ts'
 
@@ -17,6 +18,8 @@ const site = loadSite()
 const expected = expectedHtml
 const quiet = { warn: () => {}, error: () => {} }
 const server = await RedisServer.start()
+// The contract also runs on a Cluster of the file's own, when the run covers that topology.
+const cluster = TOPOLOGIES.includes('cluster') ? await startRedis('cluster') : undefined
 
 /** The tag as Eta's messages quote it: the code between the delimiters of the cache tag on `line`, trimmed. */
 function tagText(file: string, line: number): string {
@@ -49,7 +52,7 @@ const adapter: EngineAdapter = {
   },
 }
 
-runEngineContract(adapter, server)
+runEngineContract(adapter, server, cluster)
 
 /** An Eta on `fixtures/eta` with the plugin, and probes that count body runs. */
 interface Harness {
@@ -510,6 +513,7 @@ errors('an assignment in the inputs is refused with the line; no global is writt
 
 errors.after(async () => {
   await server.stop()
+  await cluster?.stop()
 })
 
 errors.run()

@@ -8,6 +8,7 @@ import { FragmentCacheExtension, deleteFragment, fragmentDependencies, fragmentK
 import { FragmentCache } from '../../src/fragments.ts'
 import { type CacheOptions, type TieredCache, TemplateTagError, createCache } from '../../src/index.ts'
 import { RedisServer } from '../support/redis-server.ts'
+import { TOPOLOGIES, startRedis } from '../support/redis-topology.ts'
 import { type SiteData as Site, expectedHtml, loadSite } from '../../fixtures/site.ts'
 import { type EngineAdapter, runEngineContract } from './contract.ts'
 
@@ -17,6 +18,8 @@ const FIXTURES = resolve('fixtures/nunjucks')
 const SITE = loadSite()
 const quiet = { warn: () => {}, error: () => {} }
 const server = await RedisServer.start()
+// The contract also runs on a Cluster of the file's own, when the run covers that topology.
+const cluster = TOPOLOGIES.includes('cluster') ? await startRedis('cluster') : undefined
 
 const expected = expectedHtml
 
@@ -140,7 +143,7 @@ const adapter: EngineAdapter = {
   },
 }
 
-runEngineContract(adapter, server)
+runEngineContract(adapter, server, cluster)
 
 // ─── rendering and hits ───────────────────────────────────────────────────────────────────────────────────
 
@@ -445,6 +448,7 @@ errors('errors Nunjucks raises without a line, in a template with a cache tag, g
 
 errors.after(async () => {
   await server.stop()
+  await cluster?.stop()
 })
 
 errors.run()

@@ -4,9 +4,12 @@
  */
 import { fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import { type CacheOptions, createCache } from '../../src/index.ts'
 import { patientRedis } from './redis-server.ts'
+
+/** How the child's first argument says it is a list of Cluster seeds rather than one URL. */
+const CLUSTER_MARK = 'cluster:'
 
 type Request =
   | { id: number; op: 'getOrSet'; key: string; value: unknown; deps?: string[] }
@@ -35,9 +38,12 @@ export interface CacheProcess {
   close(): Promise<void>
 }
 
-/** Forks a process holding `createCache({ redis: url, prefix, ...options })`, ready when it resolves. */
-export async function startCacheProcess(url: string, prefix: string, options: Partial<CacheOptions> & { controlledClock?: boolean } = {}): Promise<CacheProcess & { pid: number; kill(): Promise<void> }> {
-  const child = fork(fileURLToPath(import.meta.url), [url, prefix, JSON.stringify(options)], { execArgv: ['--import', 'tsx'], stdio: 'inherit' })
+/**
+ * Forks a process holding `createCache({ redis: url, prefix, ...options })`, ready when it resolves. A list of URLs is a
+ * Cluster's seeds (the child's cache opens its own Cluster from them).
+ */
+export async function startCacheProcess(url: string | readonly string[], prefix: string, options: Partial<CacheOptions> & { controlledClock?: boolean } = {}): Promise<CacheProcess & { pid: number; kill(): Promise<void> }> {
+  const child = fork(fileURLToPath(import.meta.url), [typeof url === 'string' ? url : `${CLUSTER_MARK}${url.join(',')}`, prefix, JSON.stringify(options)], { execArgv: ['--import', 'tsx'], stdio: 'inherit' })
   const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>()
   let next = 0
   child.on('message', (message: { id: number; result?: unknown; error?: string; ready?: boolean }) => {
@@ -72,13 +78,15 @@ export async function startCacheProcess(url: string, prefix: string, options: Pa
   return handle
 }
 
-if (process.send && process.argv[2] && process.argv[3]) {
+if (process.send && process.argv[2] !== undefined && process.argv[3]) {
   const { controlledClock, ...options } = JSON.parse(process.argv[4] ?? '{}') as Partial<CacheOptions> & { controlledClock?: boolean }
-  const url = process.argv[2]
+  const argument = process.argv[2]
+  const seeds = argument.startsWith(CLUSTER_MARK) ? argument.slice(CLUSTER_MARK.length).split(',') : undefined
+  const url = seeds ?? argument
   let offset = 0
   const clock = controlledClock === true ? { clock: () => Date.now() + offset } : {}
   const cache = createCache({ redis: url, prefix: process.argv[3], ...patientRedis, logger: { warn: () => {}, error: () => {} }, ...clock, ...options })
-  const raw = new Redis(url, { maxRetriesPerRequest: 1 })
+  const raw = seeds === undefined ? new Redis(argument, { maxRetriesPerRequest: 1 }) : new Cluster(seeds.map((seed) => new URL(seed)).map(({ hostname, port }) => ({ host: hostname, port: Number(port) })), { redisOptions: { maxRetriesPerRequest: 1 } })
   const ready = cache.ready()
   let computes = 0
   process.on('message', async (request: Request) => {

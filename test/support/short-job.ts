@@ -5,8 +5,9 @@
 import { createCache } from '../../src/index.ts'
 import { invalidatePath } from '../../src/express/index.ts'
 
-const [url, prefix] = process.argv.slice(2)
-if (url === undefined || prefix === undefined) throw new Error('usage: short-job.ts REDIS_URL PREFIX')
+const [urls, prefix] = process.argv.slice(2)
+const url = urls?.includes(',') ? urls.split(',') : urls
+if (url === undefined || prefix === undefined) throw new Error('usage: short-job.ts REDIS_URL[,CLUSTER_SEED_URL…] PREFIX')
 // No ready(): the job starts working at once, as a script does.
 const cache = createCache({ redis: url, prefix, redisTimeoutMs: 1000, logger: { warn: () => {}, error: () => {} } })
 await cache.ready()
