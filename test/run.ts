@@ -63,6 +63,7 @@ if (unrun.length > 0) {
 clearTimeout(watchdog);
 const code = typeof process.exitCode === 'number' ? process.exitCode : 0;
 setTimeout(() => {
-  console.error(`test run: handles still open ${SHUTDOWN_GRACE_MS} ms after the last suite; exiting with ${code}.`);
+  const open = process.getActiveResourcesInfo().filter((kind) => kind !== 'Timeout')
+  console.error(`test run: still open ${SHUTDOWN_GRACE_MS} ms after the last suite (${open.join(', ')}); exiting with ${code}.`);
   process.exit(code);
 }, SHUTDOWN_GRACE_MS).unref();
