@@ -2,6 +2,7 @@
  * The latest invalidations this process saw (its own bumps and path invalidations, and those other processes announced
  * on the bus), with how many of this process's L1 entries each made unusable: what the dashboard lists.
  */
+import type { Entry } from './entry.ts'
 
 /** One invalidation. */
 export interface Invalidation {
@@ -33,6 +34,18 @@ export const MAX_INVALIDATIONS = 50
  */
 export class InvalidationLog {
   readonly #items: Invalidation[] = []
+
+  /**
+   * Logs an invalidation seen at `at`: `tags` bumped (one item per tag), or null for a clear; `l1` is this process's L1
+   * at that moment, to count the entries each one drops.
+   */
+  record(tags: readonly string[] | null, origin: Invalidation['origin'], at: number, l1: { readonly size: number; entries(): Iterable<[string, Entry]> }): void {
+    if (tags === null) {
+      this.add({ at, kind: 'clear', target: '*', origin, droppedL1: l1.size })
+      return
+    }
+    for (const tag of tags) this.add({ at, ...describeTag(tag), origin, droppedL1: countDependents(l1.entries(), [tag]) })
+  }
 
   add(item: Invalidation): void {
     this.#items.push(item)

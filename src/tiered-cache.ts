@@ -10,7 +10,7 @@ import type { Computations } from './compute.ts'
 import { type ComputePlan, type GetOrSetOptions, type PlanDefaults, checkPlan } from './compute-plan.ts'
 import { makeEntry } from './entry.ts'
 import { InvalidArgumentError } from './errors.ts'
-import { type Invalidation, InvalidationLog, countDependents, describeTag } from './invalidation-log.ts'
+import { type Invalidation, InvalidationLog } from './invalidation-log.ts'
 import type { KeyBuilder, KeyOptions } from './keys.ts'
 import { LookupStats } from './lookup-stats.ts'
 import { checkCacheOptions, type CacheOptions } from './options.ts'
@@ -407,8 +407,7 @@ export class TieredCache {
    * ```
    */
   largestEntries(limit = 10): { key: string; bytes: number; computeMs: number; expiresAt: number | null }[] {
-    const all = [...this.#stack.l1.entries()].map(([key, entry]) => ({ key, bytes: entry.size, computeMs: entry.computeMs, expiresAt: entry.expiresAt }))
-    return all.sort((a, b) => b.bytes - a.bytes).slice(0, limit)
+    return this.#stack.l1.largest(limit)
   }
 
   /**
@@ -451,13 +450,9 @@ export class TieredCache {
   }
 
   #logInvalidation(tags: readonly string[] | null, origin: 'local' | 'remote'): void {
-    const at = this.#clock()
-    if (tags === null) {
-      this.#invalidations.add({ at, kind: 'clear', target: '*', origin, droppedL1: this.#stack.l1.size })
-      return
-    }
-    for (const tag of tags) this.#invalidations.add({ at, ...describeTag(tag), origin, droppedL1: countDependents(this.#stack.l1.entries(), [tag]) })
+    this.#invalidations.record(tags, origin, this.#clock(), this.#stack.l1)
   }
+
 
   #key(key: string, options: KeyOptions): string {
     return this.keys.build(options.namespace ?? 'c', key, options.inputs)

@@ -81,6 +81,12 @@ export class MemoryTier {
     for (const [key, slot] of this.#lru.entries()) yield [key, slot.entry]
   }
 
+  /** The `limit` largest entries held (bytes as counted for `maxBytes`), largest first. */
+  largest(limit: number): { key: string; bytes: number; computeMs: number; expiresAt: number | null }[] {
+    const all = [...this.entries()].map(([key, entry]) => ({ key, bytes: entry.size, computeMs: entry.computeMs, expiresAt: entry.expiresAt }))
+    return all.sort((a, b) => b.bytes - a.bytes).slice(0, limit)
+  }
+
   /** Bytes held, as counted for the `maxBytes` bound. */
   get bytes(): number {
     return this.#lru.calculatedSize
