@@ -4,6 +4,7 @@
  * an older Cluster; and whether the subscription is in place right now.
  */
 import type { Cluster, Redis } from 'ioredis'
+import { endSlotRefresh } from './tiers/cluster-close.ts'
 import { describe } from './errors.ts'
 import type { RedisClient, RedisConnection } from './tiers/redis-client.ts'
 
@@ -75,6 +76,7 @@ export class BusTransport {
     clearTimeout(this.#retry)
     this.#subscriber.removeAllListeners('ready')
     this.#subscriber.disconnect()
+    endSlotRefresh(this.#subscriber)
     this.#handlers.subscribed(false)
   }
 

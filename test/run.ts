@@ -63,7 +63,9 @@ if (unrun.length > 0) {
 clearTimeout(watchdog);
 const code = typeof process.exitCode === 'number' ? process.exitCode : 0;
 setTimeout(() => {
-  const open = process.getActiveResourcesInfo().filter((kind) => kind !== 'Timeout')
+  // Minus this timer; stdout and stderr are pipes or TTYs of their own and listed too.
+  const open = process.getActiveResourcesInfo()
+  open.splice(open.indexOf('Timeout'), 1)
   console.error(`test run: still open ${SHUTDOWN_GRACE_MS} ms after the last suite (${open.join(', ')}); exiting with ${code}.`);
   process.exit(code);
 }, SHUTDOWN_GRACE_MS).unref();

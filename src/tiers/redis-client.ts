@@ -9,6 +9,7 @@ import type { Cluster, ClusterOptions, Redis } from 'ioredis'
 import { InvalidArgumentError, NotReadyError, describe } from '../errors.ts'
 import { type BreakerOptions, CircuitBreaker } from './breaker.ts'
 import { ClusterBreakers } from './cluster-breakers.ts'
+import { endSlotRefresh } from './cluster-close.ts'
 import { Deadlines, type PendingCall } from './deadlines.ts'
 
 /** A Redis connection fragcache can use: an ioredis `Redis` or `Cluster`. */
@@ -300,6 +301,8 @@ export class RedisConnection {
       await this.client.quit()
     } catch {
       this.client.disconnect()
+    } finally {
+      endSlotRefresh(this.client)
     }
   }
 }

@@ -13,6 +13,7 @@
  * `FRAGCACHE_TEST_TOPOLOGY=single` (or `cluster`) narrows the run to one; unset or `both`, both run.
  */
 import { Cluster, type ClusterOptions, type Redis } from 'ioredis'
+import { endSlotRefresh } from '../../src/tiers/cluster-close.ts'
 import { RedisCluster, type RedisClusterOptions } from './redis-cluster.ts'
 import { RedisServer } from './redis-server.ts'
 
@@ -199,7 +200,10 @@ class ClusterRedis implements TestRedis {
   }
 
   async stop(): Promise<void> {
-    for (const client of this.#clients.splice(0)) client.disconnect()
+    for (const client of this.#clients.splice(0)) {
+      client.disconnect()
+      endSlotRefresh(client)
+    }
     await this.cluster.stop()
   }
 }
