@@ -76,7 +76,7 @@ export class BusTransport {
     clearTimeout(this.#retry)
     this.#subscriber.removeAllListeners('ready')
     this.#subscriber.disconnect()
-    endSlotRefresh(this.#subscriber)
+    if (this.#connection.isCluster) endSlotRefresh(this.#subscriber as Cluster)
     this.#handlers.subscribed(false)
   }
 

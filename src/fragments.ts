@@ -4,7 +4,7 @@
  */
 import { FragcacheError, PrivateReadError, TemplateTagError, describe, describeValue } from './errors.ts'
 import { type FragmentCall, PreparedMemo, type PreparedFragment, callPath, checkCall } from './fragment-call.ts'
-import { lookupLog } from './request-scope.ts'
+import { tryGetRequestScope } from './request-scope.ts'
 import type { TieredCache } from './tiered-cache.ts'
 
 export { type FragmentCall, type PreparedFragment } from './fragment-call.ts'
@@ -81,13 +81,13 @@ export class FragmentCache {
    * Engines use it where they cannot wait (inside a Nunjucks macro, say).
    */
   peek(fragment: PreparedFragment): string | undefined {
-    const log = lookupLog()
-    const started = log === undefined ? 0 : performance.now()
+    const scoped = tryGetRequestScope() !== undefined
+    const started = scoped ? performance.now() : 0
     const found = this.cache.peekByKey(fragment.key, fragment.vary)
     if (found === undefined || typeof found.value !== 'string') return undefined
     this.#count(fragment.name).hits += 1
     // Outside a request scope a hit is not timed (a clock read is a tenth of a hit): it counts 0 ms.
-    this.cache.lookupStats.record({ kind: 'frag', name: fragment.name, state: 'hit', ms: log === undefined ? 0 : performance.now() - started })
+    this.cache.lookupStats.record({ kind: 'frag', name: fragment.name, state: 'hit', ms: scoped ? performance.now() - started : 0 })
     return found.value
   }
 
@@ -99,7 +99,7 @@ export class FragmentCache {
    */
   async render(fragment: PreparedFragment, body: () => Promise<string>): Promise<string> {
     // Timed from the start in a request scope (for Server-Timing); outside one, only a miss is, from its body's start.
-    let started = lookupLog() === undefined ? -1 : performance.now()
+    let started = tryGetRequestScope() === undefined ? -1 : performance.now()
     let ran = false
     let html: string
     try {

@@ -137,22 +137,6 @@ export function tryGetRequestScope(): RequestScope | undefined {
 }
 
 /**
- * Where the current request keeps its lookups, if it is in a request scope and has room for one more; undefined
- * otherwise. A lookup outside any scope then costs no clock read and no allocation.
- * @example
- * ```ts
- * const log = lookupLog()
- * const started = log === undefined ? 0 : performance.now()
- * // … the lookup …
- * log?.push({ kind: 'frag', name: 'sidebar', state: 'hit', ms: performance.now() - started })
- * ```
- */
-export function lookupLog(): Lookup[] | undefined {
-  const scope = storage.getStore()
-  return scope !== undefined && scope.lookups.length < MAX_LOOKUPS ? scope.lookups : undefined
-}
-
-/**
  * Notes a fragment or page lookup of the current request (for `Server-Timing`), up to {@link MAX_LOOKUPS}.
  * @example
  * ```ts

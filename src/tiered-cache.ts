@@ -453,7 +453,6 @@ export class TieredCache {
     this.#invalidations.record(tags, origin, this.#clock(), this.#stack.l1)
   }
 
-
   #key(key: string, options: KeyOptions): string {
     return this.keys.build(options.namespace ?? 'c', key, options.inputs)
   }

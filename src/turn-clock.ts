@@ -20,13 +20,12 @@ export const REREAD_EVERY = 64
  */
 export function turnClock(read: () => number = Date.now): () => number {
   let now = 0
-  let reads = 0
+  let reads = REREAD_EVERY
   let scheduled = false
   const nextTurn = (): void => {
     scheduled = false
     reads = REREAD_EVERY
   }
-  reads = REREAD_EVERY
   return () => {
     if (reads < REREAD_EVERY) {
       reads += 1

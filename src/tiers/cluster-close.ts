@@ -4,7 +4,7 @@
  * (no nodes left) fails at once and re-arms it again: a 1 s timer forever, so a job that bumps a version and closes
  * its cache never exits. fragcache opens its Clusters with that interval (without it a frozen master keeps its slots).
  */
-import type { RedisClient } from './redis-client.ts'
+import type { Cluster } from 'ioredis'
 
 /** The ioredis internals the loop runs on (not in its types). */
 interface SlotRefreshInternals {
@@ -14,16 +14,15 @@ interface SlotRefreshInternals {
 }
 
 /**
- * Stops a closed (or closing) Cluster's slot-refresh loop; does nothing to a single Redis.
+ * Stops a closed (or closing) Cluster's slot-refresh loop.
  * @example
  * ```ts
  * cluster.disconnect()
  * endSlotRefresh(cluster)
  * ```
  */
-export function endSlotRefresh(client: RedisClient): void {
-  if (!('nodes' in client) || typeof client.nodes !== 'function') return
-  const internals = client as unknown as SlotRefreshInternals
+export function endSlotRefresh(cluster: Cluster): void {
+  const internals = cluster as unknown as SlotRefreshInternals
   // The refresh in flight calls these when it ends: the loop's own callback is among them.
   if (Array.isArray(internals._refreshSlotsCacheCallbacks)) internals._refreshSlotsCacheCallbacks = []
   if (internals.slotsTimer) {

@@ -302,7 +302,7 @@ export class RedisConnection {
     } catch {
       this.client.disconnect()
     } finally {
-      endSlotRefresh(this.client)
+      if (this.isCluster) endSlotRefresh(this.client as Cluster)
     }
   }
 }
